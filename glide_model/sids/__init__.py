@@ -1,0 +1,1 @@
+"""Semantic IDs: content embeddings -> residual quantization -> `<SID_m=j>` tokens."""
