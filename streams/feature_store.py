@@ -35,8 +35,12 @@ def _redis_connection_string(url: str) -> str:
 
 
 def _postgres_offline_config(settings: GlideSettings) -> dict:
+    from urllib.parse import parse_qs
+
     parsed = urlparse(settings.postgres_url.replace("+psycopg", ""))
+    sslmode = parse_qs(parsed.query).get("sslmode", ["prefer"])[0]  # Feast's default is "require"
     return {
+        "sslmode": sslmode,
         "type": "postgres",
         "host": parsed.hostname or "127.0.0.1",
         "port": parsed.port or 5432,
