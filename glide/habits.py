@@ -259,17 +259,18 @@ def user_recent_sids_history(
 
     Columns: user_id, event_timestamp, recent_episode_ids (list[str]), recent_sid_codes (flat
     list[int] of len(recent_episode_ids) * M: Feast has no nested arrays; unflatten with
-    :func:`unflatten_codes`). Listens of episodes without a SID assignment are left out. One row per
-    distinct (user, ts); simultaneous listens are ordered by event_id (else input order).
+    :func:`unflatten_codes`), sid_levels (M). Listens of episodes without a SID assignment are
+    left out. One row per distinct (user, ts); simultaneous listens are ordered by event_id (else
+    input order).
     """
     _require(listens, ["user_id", "episode_id", "ts"], "listens")
     if cap < 1:
         raise ValueError(f"cap must be >= 1, got {cap}")
     lookup = codes_by_episode(assignments)
-    columns = ["user_id", "event_timestamp", "recent_episode_ids", "recent_sid_codes"]
+    columns = ["user_id", "event_timestamp", "recent_episode_ids", "recent_sid_codes", "sid_levels"]
     if len(listens) == 0 or not lookup:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns}).astype(
-            {"event_timestamp": "datetime64[ns, UTC]"}
+            {"event_timestamp": "datetime64[ns, UTC]", "sid_levels": np.int64}
         )
     codes, found = codes_matrix(listens["episode_id"].to_numpy(), lookup)
     user = pd.factorize(listens["user_id"])
@@ -292,6 +293,7 @@ def user_recent_sids_history(
             "event_timestamp": _to_ts(t[last_of_time]),
             "recent_episode_ids": [eps[s:e].tolist() for s, e in zip(starts, ends)],
             "recent_sid_codes": [codes[s:e].ravel().tolist() for s, e in zip(starts, ends)],
+            "sid_levels": np.int64(codes.shape[1]),
         }
     )
 
