@@ -1,0 +1,1 @@
+"""Training data: examples from listens (or Feast feature frames) and train/evaluation splits."""
