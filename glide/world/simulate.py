@@ -195,7 +195,9 @@ def simulate_listening(
     n_known_other = np.zeros(n_users, dtype=np.int64)  # known shows that are not favourites
     intent = np.zeros(n_users, dtype=np.int64)
     prev_end = np.full(n_users, np.iinfo(np.int64).min // 2, dtype=np.int64)
-    new_w = (idx.topic_mask.T[:, None, :] * (idx.pop**0.8)[None, None, :] * lang_match[None, :, :])
+    # Discovery by topic: shows whose primary topic it is, much less those that only touch on it.
+    on_topic = np.where(idx.topic_mask == 1.0, 1.0, 0.15 * idx.topic_mask)
+    new_w = on_topic.T[:, None, :] * (idx.pop**0.8)[None, None, :] * lang_match[None, :, :]
     new_cdf = _flat_cdf(new_w.reshape(n_topics * len(languages), n_shows))
     n_lang = len(languages)
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("sess", "user", "pos", "show", "sec", "ts")}
@@ -321,7 +323,7 @@ def _choose_shows(
     f = np.flatnonzero(mode == FAV)
     if len(f):
         fs = favs[u[f]]
-        w = np.where(fs >= 0, 1.0 + 2.0 * idx.topic_mask[np.maximum(fs, 0), it[f][:, None]], 0.0)
+        w = np.where(fs >= 0, 1.0 + 4.0 * idx.topic_mask[np.maximum(fs, 0), it[f][:, None]], 0.0)
         show[f] = fs[np.arange(len(f)), _sample_rows(w, rng)]
 
     r = np.flatnonzero(mode == REVISIT)
@@ -336,7 +338,8 @@ def _choose_shows(
         ue = u[e]
         exploring = surf[e] == SURFACES.index("exploration")
         # Exploration placements reach beyond the session intent; other surfaces mostly follow it.
-        on_intent = rng.random(len(e)) < np.where(exploring, 0.5, 0.75)
+        searching = surf[e] == SURFACES.index("search")
+        on_intent = rng.random(len(e)) < np.select([exploring, searching], [0.5, 0.9], 0.75)
         topic = np.where(
             on_intent, it[e],
             np.where(exploring, rng.integers(n_topics, size=len(e)),
