@@ -308,17 +308,21 @@ def unflatten_codes(flat: Sequence[int] | None, levels: int) -> list[tuple[int, 
     return [tuple(row) for row in arr.reshape(-1, levels).tolist()]
 
 
-def habitual_shows_before(listens: pd.DataFrame, queries: pd.DataFrame) -> list[frozenset[str]]:
-    """For each query row (user_id, ts): the user's habitual shows just before ts (left limit)."""
+def shows_before(listens: pd.DataFrame, queries: pd.DataFrame) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
+    """For each query row (user_id, ts), just before ts (left limit): (habitual shows, familiar
+    shows), familiar meaning listened to before but not habitual now."""
     _require(queries, ["user_id", "ts"], "queries")
+    habitual: list[frozenset[str]] = [frozenset()] * len(queries)
+    familiar: list[frozenset[str]] = [frozenset()] * len(queries)
+    if len(queries) == 0 or len(listens) == 0:
+        return habitual, familiar
     history = user_show_feature_history(listens)
     q = pd.DataFrame({"qid": np.arange(len(queries)), "user_id": queries["user_id"].to_numpy()})
-    q["lookup"] = feature_lookup_time(queries["ts"]).dt.as_unit("ns").to_numpy()
+    q["lookup"] = feature_lookup_time(queries["ts"].reset_index(drop=True)).dt.as_unit("ns")
     pairs = history[["user_id", "show_id"]].drop_duplicates()
     cand = q.merge(pairs, on="user_id", how="inner").sort_values("lookup", kind="stable")
-    result: list[frozenset[str]] = [frozenset()] * len(queries)
     if cand.empty:
-        return result
+        return habitual, familiar
     joined = pd.merge_asof(
         cand,
         history[["user_id", "show_id", "event_timestamp", "habitual"]].sort_values("event_timestamp"),
@@ -327,7 +331,15 @@ def habitual_shows_before(listens: pd.DataFrame, queries: pd.DataFrame) -> list[
         by=["user_id", "show_id"],
         direction="backward",
     )
-    hab = joined[joined["habitual"].fillna(False).astype(bool)]
-    for qid, shows in hab.groupby("qid")["show_id"]:
-        result[int(qid)] = frozenset(shows)
-    return result
+    joined = joined[joined["event_timestamp"].notna()]  # no row yet: never listened before ts
+    is_habitual = joined["habitual"].eq(True)
+    for qid, shows in joined[is_habitual].groupby("qid")["show_id"]:
+        habitual[int(qid)] = frozenset(shows)
+    for qid, shows in joined[~is_habitual].groupby("qid")["show_id"]:
+        familiar[int(qid)] = frozenset(shows)
+    return habitual, familiar
+
+
+def habitual_shows_before(listens: pd.DataFrame, queries: pd.DataFrame) -> list[frozenset[str]]:
+    """For each query row (user_id, ts): the user's habitual shows just before ts (left limit)."""
+    return shows_before(listens, queries)[0]

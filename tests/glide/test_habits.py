@@ -18,6 +18,7 @@ from glide.habits import (
     LOOKUP_OFFSET,
     feature_lookup_time,
     habitual_shows_before,
+    shows_before,
     label_listens,
     unflatten_codes,
     user_recent_sids_history,
@@ -218,6 +219,8 @@ def test_habitual_shows_before():
     )
     queries = pd.DataFrame({"user_id": ["u", "u", "u", "w"], "ts": [T0, T0 + pd.Timedelta(days=1), T0 + W + pd.Timedelta(days=1), T0]})
     assert habitual_shows_before(listens, queries) == [frozenset(), {"a"}, frozenset(), frozenset()]
+    habitual, familiar = shows_before(listens, queries)
+    assert familiar == [frozenset(), {"b"}, {"a", "b"}, frozenset()]
 
 
 def test_history_is_fast_on_a_large_log():

@@ -1,0 +1,227 @@
+"""Non-LLM reference recommenders over the same example frames the LLM is evaluated on.
+
+Both baselines recommend *non-habitual* content like GLIDE: episodes of shows that are habitual
+for the user just before the example's ts are never recommended (glide.habits), nor are the
+episodes in the example's own history. Like GLIDE's control token, they follow the example's
+``mode`` when ``mode_aware``: ``unfamiliar`` excludes every show the user listened to before,
+``familiar`` keeps only those (non-habitual) shows. ``context_listens`` is the log the show state is
+read from; passing listens beyond the evaluation period is safe (only listens before each ts count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from glide.habits import shows_before
+from glide_model.cf import CFModel
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    name: str
+
+    def recommend(self, examples: pd.DataFrame, k: int) -> list[list[str]]:
+        """Top-k episode ids for each row of an example frame (glide_model/data/examples.py)."""
+        ...
+
+
+def episode_popularity(listens: pd.DataFrame) -> pd.Series:
+    """Distinct listeners per episode, most popular first (ties by episode_id)."""
+    pop = listens.groupby("episode_id")["user_id"].nunique()
+    return pop.sort_index().sort_values(ascending=False, kind="stable")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """What one example allows: shows to avoid, shows to stay within (None = any), episodes to skip."""
+
+    banned_shows: frozenset[str]
+    allowed_shows: frozenset[str] | None
+    seen_episodes: frozenset[str]
+
+    def allows(self, show: str | None, episode: str) -> bool:
+        if episode in self.seen_episodes or show in self.banned_shows:
+            return False
+        return self.allowed_shows is None or show in self.allowed_shows
+
+
+def constraints(context_listens: pd.DataFrame, examples: pd.DataFrame, mode_aware: bool = True,
+                exclude_history: bool = True) -> list[Constraint]:
+    """Per example: habitual shows banned, the mode's show rule, history episodes skipped."""
+    habitual, familiar = shows_before(context_listens, examples[["user_id", "ts"]])
+    modes = examples["mode"].tolist() if mode_aware and "mode" in examples.columns else [None] * len(examples)
+    if exclude_history and "history_episode_ids" in examples.columns:
+        history = [frozenset(h) if isinstance(h, (list, tuple, np.ndarray)) else frozenset()
+                   for h in examples["history_episode_ids"]]
+    else:
+        history = [frozenset()] * len(examples)
+    out = []
+    for hab, fam, mode, hist in zip(habitual, familiar, modes, history):
+        if mode == "unfamiliar":
+            out.append(Constraint(hab | fam, None, hist))
+        elif mode == "familiar":
+            out.append(Constraint(hab, fam, hist))
+        else:
+            out.append(Constraint(hab, None, hist))
+    return out
+
+
+class PopularityRecommender:
+    """Most-listened episodes (distinct listeners in ``train_listens``), per locale when known."""
+
+    name = "popularity"
+
+    def __init__(
+        self,
+        train_listens: pd.DataFrame,
+        context_listens: pd.DataFrame | None = None,
+        episodes: pd.DataFrame | None = None,
+        locale_aware: bool = True,
+        mode_aware: bool = True,
+        exclude_history: bool = True,
+    ):
+        self.context = train_listens if context_listens is None else context_listens
+        self.mode_aware = mode_aware
+        self.exclude_history = exclude_history
+        self.show_of = dict(zip(train_listens["episode_id"], train_listens["show_id"]))
+        playable = None
+        if episodes is not None:
+            self.show_of.update(zip(episodes["episode_id"], episodes["show_id"]))
+            if "playable" in episodes.columns:
+                playable = set(episodes.loc[episodes["playable"].astype(bool), "episode_id"])
+        pop = episode_popularity(train_listens)
+        if playable is not None:
+            pop = pop[pop.index.isin(playable)]
+        self.ranking: list[str] = pop.index.tolist()
+        self.by_locale: dict[str, list[str]] = {}
+        if locale_aware and "locale" in train_listens.columns:
+            # what listeners of the same locale play
+            for locale, part in train_listens.groupby("locale"):
+                ranked = episode_popularity(part)
+                self.by_locale[str(locale)] = [e for e in ranked.index if playable is None or e in playable]
+        elif locale_aware and episodes is not None and "locale" in episodes.columns:
+            locale_of = dict(zip(episodes["episode_id"], episodes["locale"]))
+            for locale in set(locale_of.values()):
+                self.by_locale[str(locale)] = [e for e in self.ranking if locale_of.get(e) == locale]
+
+        self.by_show: dict[str, list[str]] = {}
+        for e in self.ranking:  # popularity order within each show
+            self.by_show.setdefault(self.show_of[e], []).append(e)
+        self.rank = {e: r for r, e in enumerate(self.ranking)}
+
+    def recommend(self, examples: pd.DataFrame, k: int) -> list[list[str]]:
+        rules = constraints(self.context, examples, self.mode_aware, self.exclude_history)
+        return self.recommend_constrained(examples, k, rules)
+
+    def recommend_constrained(self, examples: pd.DataFrame, k: int, rules: Sequence[Constraint]) -> list[list[str]]:
+        locales = examples["locale"].tolist() if "locale" in examples.columns else [None] * len(examples)
+        return [self._top(loc, k, rule) for loc, rule in zip(locales, rules)]
+
+    def _top(self, locale: str | None, k: int, rule: Constraint) -> list[str]:
+        if rule.allowed_shows is not None:  # few shows: rank their episodes directly
+            pool = [e for s in rule.allowed_shows for e in self.by_show.get(s, [])]
+            rankings: Iterable[Iterable[str]] = [sorted(pool, key=self.rank.__getitem__)]
+        else:  # the user's locale first, then everything
+            rankings = [self.by_locale.get(str(locale), []), self.ranking]
+        out: list[str] = []
+        taken: set[str] = set()
+        for ranking in rankings:
+            for e in ranking:
+                if len(out) == k:
+                    return out
+                if e not in taken and rule.allows(self.show_of.get(e), e):
+                    taken.add(e)
+                    out.append(e)
+        return out
+
+
+class CFRecommender:
+    """Highest user-factor x item-factor scores of a :class:`CFModel` (episode or show level).
+
+    At show level the best shows contribute their most popular episodes. Users without a CF vector
+    get the popularity baseline's list.
+    """
+
+    name = "cf"
+
+    def __init__(
+        self,
+        model: CFModel,
+        train_listens: pd.DataFrame,
+        context_listens: pd.DataFrame | None = None,
+        episodes: pd.DataFrame | None = None,
+        episodes_per_show: int = 3,
+        mode_aware: bool = True,
+        exclude_history: bool = True,
+        batch_size: int = 1024,
+    ):
+        self.model = model
+        self.context = train_listens if context_listens is None else context_listens
+        self.mode_aware = mode_aware
+        self.exclude_history = exclude_history
+        self.episodes_per_show = episodes_per_show
+        self.batch_size = batch_size
+        self.fallback = PopularityRecommender(train_listens, self.context, episodes)
+        self.show_of = self.fallback.show_of
+        self.top_episodes = self.fallback.by_show
+        item_show = [self.show_of.get(i) for i in model.item_ids] if model.config.level == "episode" else list(model.item_ids)
+        self.item_show = np.array(item_show, dtype=object)
+
+    def recommend(self, examples: pd.DataFrame, k: int) -> list[list[str]]:
+        rules = constraints(self.context, examples, self.mode_aware, self.exclude_history)
+        vectors = [self.model.user_vector(u) for u in examples["user_id"].tolist()]
+        out: list[list[str]] = [[] for _ in vectors]
+        unknown = [i for i, v in enumerate(vectors) if v is None]
+        if unknown:
+            fallback = self.fallback.recommend_constrained(examples.iloc[unknown], k, [rules[i] for i in unknown])
+            for i, recs in zip(unknown, fallback):
+                out[i] = recs
+        known = [i for i, v in enumerate(vectors) if v is not None]
+        for start in range(0, len(known), self.batch_size):
+            rows = known[start : start + self.batch_size]
+            scores = self.model.scores(np.stack([vectors[i] for i in rows]))
+            for row, s in zip(rows, scores):
+                rule = rules[row]
+                if rule.banned_shows:
+                    s[np.isin(self.item_show, list(rule.banned_shows))] = -np.inf
+                if rule.allowed_shows is not None:
+                    s[~np.isin(self.item_show, list(rule.allowed_shows))] = -np.inf
+                out[row] = self._expand(np.argsort(-s, kind="stable"), s, k, rule)
+        return out
+
+    def _expand(self, order: np.ndarray, scores: np.ndarray, k: int, rule: Constraint) -> list[str]:
+        """Items in score order -> k episodes; at show level, rounds of ``episodes_per_show`` per
+        show (best shows first) until k are found, so a few allowed shows still fill the list."""
+        items = self.model.item_ids[order[: int(np.isfinite(scores).sum())]]  # -inf sorts last
+        out: list[str] = []
+        if self.model.config.level == "episode":
+            for e in items:
+                if e not in rule.seen_episodes:
+                    out.append(str(e))
+                    if len(out) == k:
+                        break
+            return out
+        per, depth = self.episodes_per_show, 0
+        while len(out) < k:
+            added = False
+            for show in items:
+                for e in self.top_episodes.get(show, [])[depth : depth + per]:
+                    added = True
+                    if e not in rule.seen_episodes:
+                        out.append(e)
+                        if len(out) == k:
+                            return out
+            if not added:
+                break
+            depth += per
+        return out
+
+
+def recommend_all(recommenders: Sequence[Recommender], examples: pd.DataFrame, k: int) -> dict[str, list[list[str]]]:
+    """Lists of every recommender, keyed by name."""
+    return {r.name: r.recommend(examples, k) for r in recommenders}
