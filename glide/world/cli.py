@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -39,7 +40,9 @@ def generate(users: int, days: int, seed: int, out: Path | None, catalog_name: s
 
         out = load_settings().data_dir / "world"
     try:
-        config = WorldConfig(users=users, days=days, seed=seed, **({"shows": shows} if shows and catalog_name == "synthetic" else {}))
+        config = WorldConfig(users=users, days=days, seed=seed)
+        if shows is not None and catalog_name == "synthetic":
+            config = replace(config, shows=shows)
         config.validate()
         catalog: Catalog | None = None
         if catalog_name == "itunes":
@@ -66,8 +69,9 @@ def generate(users: int, days: int, seed: int, out: Path | None, catalog_name: s
 
 def summary_table(w: World, out: Path | None = None) -> Table:
     """Counts per table and the habitual / familiar / unfamiliar listen mix."""
-    title = f"world ({w.catalog} catalog, {w.config.users} users x {w.config.days} days, seed {w.config.seed})"
-    table = Table(title=title, caption=f"written to {out}" if out else None)
+    title = f"{w.catalog} world, seed {w.config.seed}"
+    caption = f"{w.start:%Y-%m-%d} + {w.config.days} d" + (f" in {out}" if out else "")
+    table = Table(title=title, caption=caption)
     table.add_column("what")
     table.add_column("value", justify="right")
     for name in ("shows", "episodes", "users", "sessions", "listens"):
