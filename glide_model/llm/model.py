@@ -1,0 +1,163 @@
+"""GlideLM: the backbone (plain or PEFT-wrapped) + tokenizer + SID vocabulary + soft-prompt projector.
+
+Everything that turns token ids (+ CF embeddings) into the LM's ``inputs_embeds`` lives here, so
+training, validation, grounding evaluation and serving feed the model the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from glide_model.llm.prompt import IGNORE_INDEX, Encoded, PromptBuilder
+from glide_model.llm.soft_prompt import SoftPromptProjector, inject_soft_prompt
+from glide_model.llm.vocab import SidVocab
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T)
+    labels: torch.Tensor | None  # (B, T) or None at inference
+    cf: torch.Tensor | None  # (B, d_cf) or None when the variant has no soft prompt
+    has_cf: torch.Tensor | None  # (B,) bool
+
+    def to(self, device: torch.device) -> Batch:
+        def mv(t):
+            return None if t is None else t.to(device, non_blocking=True)
+
+        return Batch(mv(self.input_ids), mv(self.attention_mask), mv(self.labels), mv(self.cf), mv(self.has_cf))
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+def collate(
+    items: Sequence[Encoded],
+    pad_id: int,
+    *,
+    cf: Sequence[np.ndarray | None] | None = None,
+    d_cf: int | None = None,
+    left_pad: bool = False,
+) -> Batch:
+    """Pad to the longest item (right for training, left for generation) and stack CF vectors."""
+    width = max(len(e.input_ids) for e in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(items), width), dtype=torch.long)
+    has_labels = items[0].labels is not None
+    labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long) if has_labels else None
+    for i, e in enumerate(items):
+        n = len(e.input_ids)
+        sl = slice(width - n, width) if left_pad else slice(0, n)
+        ids[i, sl] = torch.tensor(e.input_ids)
+        attn[i, sl] = 1
+        if labels is not None:
+            labels[i, sl] = torch.tensor(e.labels)
+    cf_t = has = None
+    if cf is not None:
+        if d_cf is None:
+            raise ValueError("collate needs d_cf to stack CF embeddings")
+        cf_t = torch.zeros((len(items), d_cf), dtype=torch.float32)
+        has = torch.zeros(len(items), dtype=torch.bool)
+        for i, v in enumerate(cf):
+            if v is None:
+                continue
+            v = np.asarray(v, dtype=np.float32).reshape(-1)
+            if v.shape[0] != d_cf:
+                raise ValueError(f"CF embedding of dim {v.shape[0]} where the model expects {d_cf}")
+            if not np.isfinite(v).all():
+                raise ValueError("CF embedding holds NaN/inf; fix the CF model output or pass None")
+            cf_t[i] = torch.from_numpy(v)
+            has[i] = True
+    return Batch(ids, attn, labels, cf_t, has)
+
+
+@dataclass
+class GlideLM:
+    model: PreTrainedModel  # or a peft.PeftModel wrapping one
+    tokenizer: PreTrainedTokenizerBase
+    vocab: SidVocab
+    prompts: PromptBuilder
+    projector: SoftPromptProjector | None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def uses_soft_prompt(self) -> bool:
+        return self.prompts.variant.soft_prompt
+
+    @property
+    def d_cf(self) -> int | None:
+        return self.projector.d_cf if self.projector is not None else None
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """inputs_embeds for the batch; the soft prompt is injected when the batch carries CF vectors."""
+        embeds = self.model.get_input_embeddings()(batch.input_ids)
+        if batch.cf is None:
+            if self.uses_soft_prompt and bool((batch.input_ids == self.vocab.placeholder_id).any()):
+                raise ValueError(
+                    "prompts hold the soft-prompt placeholder but the batch has no CF vectors: "
+                    "pass cf=[...] (None entries get the learned default vector)"
+                )
+            return embeds
+        if self.projector is None:
+            raise ValueError("batch carries CF vectors but this model has no soft-prompt projector")
+        vectors = self.projector(batch.cf, batch.has_cf)
+        return inject_soft_prompt(embeds, batch.input_ids, vectors, self.vocab.placeholder_id)
+
+    def collate(
+        self, items: Sequence[Encoded], cf: Sequence[np.ndarray | None] | None = None, *, left_pad: bool = False
+    ) -> Batch:
+        """cf: one CF vector (or None) per recommendation prompt; leave it None for prompts without placeholder."""
+        if not self.uses_soft_prompt:
+            cf = None
+        return collate(items, self.tokenizer.pad_token_id, cf=cf, d_cf=self.d_cf, left_pad=left_pad)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Mean next-token loss over the labelled (target) tokens."""
+        out = self.model(inputs_embeds=self.embed(batch), attention_mask=batch.attention_mask, labels=batch.labels)
+        return out.loss
+
+    def step_fn(self, items: Sequence[Encoded], cf: Sequence[np.ndarray | None] | None = None):
+        """A trainer step function: batch indices -> (loss on those items, tokens in the batch)."""
+
+        def step(indices: list[int]) -> tuple[torch.Tensor, int]:
+            batch = self.collate([items[i] for i in indices], [cf[i] for i in indices] if cf is not None else None)
+            batch = batch.to(self.device)
+            return self.loss(batch), batch.num_tokens
+
+        return step
+
+    @torch.no_grad()
+    def mean_loss(
+        self, items: Sequence[Encoded], cf: Sequence[np.ndarray | None] | None = None, batch_size: int = 32
+    ) -> float:
+        """Target-token-weighted mean loss over items (no gradient, eval mode)."""
+        was_training = self.model.training
+        self.eval()
+        total, count = 0.0, 0
+        try:
+            for s in range(0, len(items), batch_size):
+                chunk = list(items[s : s + batch_size])
+                batch = self.collate(chunk, list(cf[s : s + batch_size]) if cf is not None else None).to(self.device)
+                n = int((batch.labels[:, 1:] != IGNORE_INDEX).sum())
+                total += float(self.loss(batch)) * n
+                count += n
+        finally:
+            self.train(was_training)
+        return total / max(count, 1)
+
+    def train(self, mode: bool = True) -> None:
+        self.model.train(mode)
+        if self.projector is not None:
+            self.projector.train(mode)
+
+    def eval(self) -> None:
+        self.train(False)

@@ -1,0 +1,271 @@
+"""``train_glide``: the whole GLIDE training recipe in one call (grounding stage 1 -> stage 2 -> instruction tuning).
+
+    from glide_model.llm.pipeline import GlideTrainConfig, train_glide
+    result = train_glide(GlideTrainConfig(base_model="smollm2", out_dir=Path("runs/x")),
+                         catalog_frame, assignments, train_examples, val_examples)
+    result.checkpoint  # -> load_checkpoint / export_merged / HFBackend
+
+Every stage checkpoints into ``out_dir/checkpoints/<stage>-step<N>`` (every ``ckpt_every`` steps
+and at the end of each stage); ``resume_from=<that folder>`` continues exactly where it stopped.
+A stage with ``max_steps=0`` is skipped (e.g. the "no grounding" ablation of §5.2.4).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from glide_model.llm.backbone import TINY, pick_device, resolve_backbone
+from glide_model.llm.checkpoint import Manifest, load_checkpoint, load_train_state, save_checkpoint
+from glide_model.llm.decoding import GenerationBackend, HFBackend
+from glide_model.llm.grounding import (
+    GroundingConfig,
+    LoraSettings,
+    add_lora,
+    add_trainable_tokens,
+    evaluate_grounding,
+    grounding_data,
+    merge_adapter,
+    train_grounding_stage,
+)
+from glide_model.llm.instruct import infer_d_cf, instruct_data, train_instruct
+from glide_model.llm.model import GlideLM
+from glide_model.llm.prompt import PromptBuilder, PromptVariant
+from glide_model.llm.soft_prompt import SoftPromptProjector
+from glide_model.llm.trainer import LoopConfig
+from glide_model.llm.vocab import extend_vocab
+from glide_model.sids.trie import SidTrie
+
+log = logging.getLogger(__name__)
+
+STAGES = ("grounding_stage1", "grounding_stage2", "instruct")
+
+# validate(backend, val_examples) -> metrics, e.g. the evaluation package's Recall@30.
+ValidateFn = Callable[[GenerationBackend, pd.DataFrame], Mapping[str, float]]
+
+
+@dataclass
+class GlideTrainConfig:
+    out_dir: Path = Path(".glide/runs/glide")
+    base_model: str = TINY  # "tiny" | "smollm2" | path of any HF causal-LM folder
+    data_dir: Path = Path(".glide")  # where "smollm2" is converted and cached
+    variant: str = "glide"  # sid_only | sid_text | glide [+ _single_task]
+    levels: int = 4
+    codebook_size: int = 256
+    quantizer_version: str = "unversioned"
+    catalog_version: str = "unversioned"
+    max_history: int = 20
+    max_text_chars: int = 300
+    d_cf: int | None = None  # inferred from the examples' cf_embedding when None
+    soft_prompt_hidden: int | None = None  # default: the LM's hidden size
+    init_noise: float = 0.1  # new-token init noise, in stds of the pretrained rows
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
+    instruct: LoopConfig = field(
+        default_factory=lambda: LoopConfig(max_steps=1000, batch_size=16, lr=5e-4, eval_every=200, ckpt_every=200)
+    )
+    val_loss_examples: int = 256  # validation-loss subset size (0: no built-in validation loss)
+    val_beams: int = 30
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class GlideTrainResult:
+    checkpoint: Path
+    grounding: dict[str, dict[str, float]] = field(default_factory=dict)  # before / after_stage1 / after_stage2
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)  # steps, final_loss, tokens_per_s
+    validations: list[dict[str, float]] = field(default_factory=list)
+
+
+def _catalog_trie(assignments: Mapping[str, Sequence[int]], cfg: GlideTrainConfig) -> SidTrie:
+    codes = np.asarray([tuple(c) for c in assignments.values()], dtype=np.int64)
+    if codes.ndim != 2 or codes.shape[1] != cfg.levels:
+        raise ValueError(f"assignments must map episode_id -> {cfg.levels} codes (config.levels)")
+    return SidTrie(codes, cfg.codebook_size)
+
+
+def _new_model(cfg: GlideTrainConfig, d_cf: int | None, device: torch.device) -> tuple[GlideLM, Path]:
+    model, tokenizer, folder = resolve_backbone(cfg.base_model, cfg.data_dir, device="cpu")
+    if folder is None:  # the tiny test model has no folder: keep one so checkpoints can point at it
+        folder = cfg.out_dir / "base_model"
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    vocab = extend_vocab(model, tokenizer, cfg.levels, cfg.codebook_size, noise_scale=cfg.init_noise, seed=cfg.seed)
+    variant = PromptVariant.parse(cfg.variant)
+    prompts = PromptBuilder(tokenizer, vocab, variant, max_history=cfg.max_history, max_text_chars=cfg.max_text_chars)
+    projector = None
+    if variant.soft_prompt:
+        if d_cf is None:
+            raise ValueError(
+                f"variant {cfg.variant!r} injects a CF soft prompt but no example has a cf_embedding: "
+                "set config.d_cf, attach CF embeddings, or use variant 'sid_text'"
+            )
+        emb = model.get_input_embeddings().weight[: vocab.sid_ids.min()]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            projector = SoftPromptProjector(
+                d_cf, model.config.hidden_size, cfg.soft_prompt_hidden, embed_rms=float(emb.detach().pow(2).mean().sqrt())
+            )
+    glm = GlideLM(model.to(device), tokenizer, vocab, prompts, projector.to(device) if projector else None)
+    return glm, folder.resolve()
+
+
+def _stage_steps(cfg: GlideTrainConfig) -> dict[str, int]:
+    return {
+        "grounding_stage1": cfg.grounding.stage1.max_steps,
+        "grounding_stage2": cfg.grounding.stage2.max_steps,
+        "instruct": cfg.instruct.max_steps,
+    }
+
+
+def train_glide(
+    config: GlideTrainConfig,
+    catalog_frame: pd.DataFrame,
+    assignments: Mapping[str, Sequence[int]],
+    train_examples: pd.DataFrame,
+    val_examples: pd.DataFrame | None = None,
+    *,
+    validate: ValidateFn | None = None,
+    resume_from: str | Path | None = None,
+) -> GlideTrainResult:
+    """Ground the SID tokens on the catalog, then instruction-tune; returns the final checkpoint and metrics."""
+    cfg = config
+    cfg.out_dir = Path(cfg.out_dir)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    trie = _catalog_trie(assignments, cfg)
+    d_cf = cfg.d_cf or infer_d_cf([train_examples, val_examples])
+    steps = _stage_steps(cfg)
+    result = GlideTrainResult(checkpoint=cfg.out_dir / "final")
+
+    train_state = None
+    if resume_from is not None:
+        glm, manifest = load_checkpoint(resume_from, device=device, trainable=True)
+        if (manifest.levels, manifest.codebook_size, manifest.variant, manifest.quantizer_version) != (
+            cfg.levels, cfg.codebook_size, cfg.variant, cfg.quantizer_version
+        ):
+            raise ValueError(f"checkpoint {resume_from} was trained with another SID shape/variant/quantizer than config")
+        base_path = Path(manifest.base_model)
+        start, start_step = STAGES.index(manifest.stage) if manifest.stage in STAGES else len(STAGES), manifest.step
+        if start < len(STAGES) and start_step >= steps[STAGES[start]]:
+            start, start_step = start + 1, 0  # that stage had finished
+        train_state = load_train_state(resume_from) if start_step > 0 else None
+        log.info("resuming at %s step %d", STAGES[start] if start < len(STAGES) else "done", start_step)
+    else:
+        torch.manual_seed(cfg.seed)
+        glm, base_path = _new_model(cfg, d_cf, device)
+        start, start_step = 0, 0
+
+    def manifest_for(stage: str, step: int) -> Manifest:
+        return Manifest(
+            base_model=str(base_path),
+            variant=cfg.variant,
+            levels=cfg.levels,
+            codebook_size=cfg.codebook_size,
+            quantizer_version=cfg.quantizer_version,
+            catalog_version=cfg.catalog_version,
+            max_history=cfg.max_history,
+            max_text_chars=cfg.max_text_chars,
+            lora=asdict(cfg.lora),
+            stage=stage,
+            step=step,
+        )
+
+    def saver(stage: str) -> Callable[[int, dict[str, Any]], Path]:
+        def save(step: int, state: dict[str, Any] | None) -> Path:
+            return save_checkpoint(
+                cfg.out_dir / "checkpoints" / f"{stage}-step{step:06d}", glm, manifest_for(stage, step), state
+            )
+
+        return save
+
+    def record(stage: str, loop) -> None:
+        result.stages[stage] = {
+            "steps": float(loop.steps),
+            "final_loss": float(np.mean(loop.losses[-10:])) if loop.losses else float("nan"),
+            "tokens_per_s": loop.tokens_per_s,
+        }
+        log.info("%s: %d steps, loss %.4f, %.0f tokens/s", stage, loop.steps, result.stages[stage]["final_loss"], loop.tokens_per_s)
+
+    loop_common = {"progress": cfg.progress}
+    g = cfg.grounding
+    needs_grounding = start < 2 and (steps["grounding_stage1"] > 0 or steps["grounding_stage2"] > 0)
+    gdata = grounding_data(glm, catalog_frame, assignments) if needs_grounding else None
+
+    def eval_grounding(label: str) -> None:
+        if gdata is not None and g.eval_episodes > 0:
+            result.grounding[label] = evaluate_grounding(glm, gdata, trie, n=g.eval_episodes, beams=g.eval_beams)
+            log.info("grounding %s: %s", label, result.grounding[label])
+
+    # --- stage 1: new SID rows only -----------------------------------------------------------
+    if start == 0 and steps["grounding_stage1"] > 0:
+        if start_step == 0:
+            eval_grounding("before")
+            add_trainable_tokens(glm)
+        loop = train_grounding_stage(
+            "grounding_stage1", glm, gdata, g.stage1, save=saver("grounding_stage1"), resume=train_state, **loop_common
+        )
+        record("grounding_stage1", loop)
+        merge_adapter(glm)
+        saver("grounding_stage1")(loop.steps, None)
+        eval_grounding("after_stage1")
+        start, start_step, train_state = 1, 0, None
+    elif start == 0:
+        start = 1
+
+    # --- stage 2: LoRA, embeddings frozen -----------------------------------------------------
+    if start == 1 and steps["grounding_stage2"] > 0:
+        if start_step == 0:
+            if not result.grounding and gdata is not None:
+                eval_grounding("before_stage2")
+            add_lora(glm, cfg.lora)
+        loop = train_grounding_stage(
+            "grounding_stage2", glm, gdata, g.stage2, save=saver("grounding_stage2"), resume=train_state, **loop_common
+        )
+        record("grounding_stage2", loop)
+        saver("grounding_stage2")(loop.steps, None)
+        eval_grounding("after_stage2")
+        start, start_step, train_state = 2, 0, None
+    elif start == 1:
+        start = 2
+
+    # --- instruction tuning: LoRA (continued) + soft-prompt projector ---------------------------
+    if start == 2 and steps["instruct"] > 0:
+        if not hasattr(glm.model, "peft_config"):
+            add_lora(glm, cfg.lora)  # no grounding stage 2 ran (ablation): fresh adapter
+        tdata = instruct_data(glm, train_examples, trie=trie)
+        vdata = instruct_data(glm, val_examples) if val_examples is not None and len(val_examples) else None
+
+        def run_validation(step: int) -> dict[str, float]:
+            metrics: dict[str, float] = {}
+            if vdata is not None and cfg.val_loss_examples > 0:
+                n = cfg.val_loss_examples
+                metrics["val_loss"] = glm.mean_loss(vdata.items[:n], vdata.cf[:n])
+            if validate is not None and val_examples is not None:
+                backend = HFBackend(glm, trie, num_beams=cfg.val_beams)
+                metrics.update({k: float(v) for k, v in validate(backend, val_examples).items()})
+            return metrics
+
+        loop = train_instruct(
+            glm,
+            tdata,
+            cfg.instruct,
+            validate=run_validation if (vdata is not None or validate is not None) else None,
+            save=saver("instruct"),
+            resume=train_state,
+            **loop_common,
+        )
+        record("instruct", loop)
+        result.validations = loop.validations
+
+    save_checkpoint(result.checkpoint, glm, manifest_for("done", 0))
+    return result

@@ -1,0 +1,192 @@
+"""A small, readable training loop shared by the grounding stages and instruction tuning.
+
+AdamW + linear warmup / cosine decay, gradient clipping, bf16 autocast on CUDA (fp32 master
+weights), tqdm progress with loss and tokens/s, a validation callback every ``eval_every`` steps,
+a checkpoint callback every ``ckpt_every`` steps, and exact resume: optimizer, scheduler, sampler
+position and every RNG are part of the saved state.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+@dataclass
+class LoopConfig:
+    max_steps: int = 200
+    batch_size: int = 8
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    eval_every: int = 0  # 0: validate only at the end
+    ckpt_every: int = 0  # 0: no intermediate checkpoints
+    log_every: int = 10
+    seed: int = 0
+
+
+class BatchSampler:
+    """Index batches: shuffled epochs when weights are uniform, weighted draws with replacement otherwise."""
+
+    def __init__(self, n: int, batch_size: int, weights: Sequence[float] | None = None, seed: int = 0):
+        if n == 0:
+            raise ValueError("no training examples")
+        self.n, self.batch_size = n, batch_size
+        w = None if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float64))
+        if w is not None:
+            if w.shape[0] != n or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise ValueError("sampling weights must be finite, >= 0, one per example, and not all 0")
+            if torch.allclose(w, w[0].expand_as(w)):
+                w = None
+        self.weights = w
+        self.gen = torch.Generator().manual_seed(seed)
+        self._perm: torch.Tensor | None = None
+        self._pos = 0
+
+    def next(self) -> list[int]:
+        if self.weights is not None:
+            return torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.gen).tolist()
+        out: list[int] = []
+        while len(out) < self.batch_size:
+            if self._perm is None or self._pos >= self.n:
+                self._perm, self._pos = torch.randperm(self.n, generator=self.gen), 0
+            take = min(self.batch_size - len(out), self.n - self._pos)
+            out += self._perm[self._pos : self._pos + take].tolist()
+            self._pos += take
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state(), "perm": self._perm, "pos": self._pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+        self._perm, self._pos = state["perm"], state["pos"]
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    losses: list[float] = field(default_factory=list)  # one per step
+    validations: list[dict[str, float]] = field(default_factory=list)
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+# step_fn(indices) -> (loss, tokens in the batch)
+StepFn = Callable[[list[int]], tuple[torch.Tensor, int]]
+
+
+def train_loop(
+    name: str,
+    params: Sequence[nn.Parameter],
+    step_fn: StepFn,
+    sampler: BatchSampler,
+    cfg: LoopConfig,
+    *,
+    device: torch.device,
+    validate: Callable[[int], dict[str, float]] | None = None,
+    save: Callable[[int, dict[str, Any]], Any] | None = None,
+    resume: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> LoopResult:
+    """Run ``cfg.max_steps`` optimizer steps (continuing from ``resume``, a state that ``save`` received)."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError(f"{name}: nothing to train (no parameter requires grad)")
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        span = max(1, cfg.max_steps - cfg.warmup_steps)
+        progress_ = min(1.0, (step - cfg.warmup_steps) / span)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress_))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    step = 0
+    result = LoopResult(steps=0)
+    if resume is not None:
+        if resume.get("name") != name:
+            raise ValueError(f"resume state belongs to stage {resume.get('name')!r}, not {name!r}")
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        sampler.load_state_dict(resume["sampler"])
+        set_rng_state(resume["rng"])
+        step = int(resume["step"])
+        result.losses = list(resume.get("losses", []))
+
+    def state() -> dict[str, Any]:
+        return {
+            "name": name,
+            "step": step,
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "sampler": sampler.state_dict(),
+            "rng": rng_state(),
+            "losses": list(result.losses),
+        }
+
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    bar = tqdm(total=cfg.max_steps, initial=step, desc=name, disable=not progress, dynamic_ncols=True)
+    while step < cfg.max_steps:
+        t_step = time.perf_counter()
+        with autocast:
+            loss, n_tokens = step_fn(sampler.next())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{name}: loss is {loss.item()} at step {step}; lower the learning rate")
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        result.losses.append(float(loss.detach()))  # syncs the device, so the timing below is honest
+        result.tokens += n_tokens
+        result.seconds += time.perf_counter() - t_step  # training time only: validation/saving excluded
+        bar.update(1)
+        if step % max(1, cfg.log_every) == 0 or step == cfg.max_steps:
+            bar.set_postfix(loss=f"{np.mean(result.losses[-cfg.log_every:]):.4f}", tok_s=f"{result.tokens_per_s:.0f}")
+        if validate is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps):
+            metrics = {"step": step, **validate(step)}
+            result.validations.append(metrics)
+            bar.write(f"[{name}] step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))
+        if save is not None and cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < cfg.max_steps:
+            save(step, state())
+    bar.close()
+    result.steps = step
+    return result
