@@ -199,3 +199,31 @@ def test_features_looked_up_at_the_listen_are_refused(world):
         examples_from_features(frame, ExampleSamplingConfig(), world.assignments)
     with pytest.raises(ValueError, match="assignments"):
         examples_from_features(frame.assign(event_timestamp=frame.ts - DAY))
+
+
+def test_real_feast_point_in_time_frame_gives_the_same_examples(tmp_path, unique_project, world):
+    """The integrator's path: offline tables -> Feast duckdb get_historical_features -> examples."""
+    from glide.config import load_settings
+    from glide.jobs.offline_features import feature_tables, write_tables
+    from glide.jobs.training_set import historical_inputs
+    from glide_model.cf import train_cf
+    from streams.feature_store import apply_definitions, open_store
+
+    listens = world.listens[world.listens.user_id < "user_00040"]
+    episodes = world.episodes.assign(published_at=T0 - 30 * DAY)
+    cf = train_cf(listens[listens.user_id < "user_00025"], factors=4, iterations=3).user_embeddings()
+    cfg = ExampleSamplingConfig(max_examples_per_episode=4, history_len=7,
+                                surface_quotas={"home": 0.5, "search": 0.3, "exploration": 0.2})
+    settings = load_settings(data_dir=str(tmp_path))
+    write_tables(settings, feature_tables(listens, world.users, episodes, world.assignments, "q-test",
+                                          cf_embeddings=cf, cf_timestamp=T0 - DAY, context_timestamp=T0 - DAY))
+    store = open_store(settings)
+    apply_definitions(store)
+    frame = historical_inputs(store, feature_entity_frame(listens, cfg).drop(columns="event_timestamp"))
+
+    via = examples_from_features(frame, cfg, world.assignments)
+    direct = build_examples(listens, world.assignments, world.users, cf, cfg)
+    assert len(direct) > 100 and direct.cf_embedding.isna().any() and direct.cf_embedding.notna().any()
+    pd.testing.assert_frame_equal(direct.drop(columns="cf_embedding"), via.drop(columns="cf_embedding"), check_dtype=False)
+    for a, b in zip(direct.cf_embedding, via.cf_embedding):
+        assert (a is None and b is None) or np.array_equal(a, b)
