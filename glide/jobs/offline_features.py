@@ -59,6 +59,7 @@ def feature_tables(
         cf_embeddings, cf_timestamp = pd.DataFrame({"user_id": [], "embedding": []}), start
     if cf_timestamp is None:
         raise ValueError("cf_timestamp is required with cf_embeddings: it is when they became known")
+    cf_embeddings = cf_embeddings.reset_index(drop=True)  # columns below are aligned by position
     tables["user_cf_embedding"] = pd.DataFrame({
         "user_id": pd.Series(cf_embeddings["user_id"], dtype=object),
         "cf_embedding": pd.Series(
