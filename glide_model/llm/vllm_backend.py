@@ -1,0 +1,408 @@
+"""GenerationBackend on vLLM, serving a merged GLIDE export (``checkpoint.export_merged``).
+
+vLLM lives in its own venv (``infra/vllm/.venv``, see infra/vllm/README.md); this module imports
+it lazily, so the main environment can import it (and fails with the fix named when used there).
+
+Same contract as :class:`~glide_model.llm.decoding.HFBackend`: per request, up to ``num_return``
+distinct catalog-valid SIDs, best first, each scored by the model's own log-probability of its M
+tokens (log-softmax over the whole vocabulary, summed; not renormalised over the trie's children,
+which is what HF beam search does when the trie mask is added to its log-probs). Two paths:
+
+- prompts without a soft prompt (``sid_only`` / ``sid_text``): vLLM's built-in ``beam_search``.
+  Its per-step requests carry no parameters of ours, so :class:`SidTrieLogitsProcessor` (running
+  inside the engine) reads each beam's trailing SID tokens, asks a snapshot of the trie for the
+  allowed children and keeps only their log-probs. The engine runs with
+  ``logprobs_mode="processed_logits"``: beam search then sums exactly those masked log-probs
+  (``processed_logprobs`` would renormalise over the allowed children and rank differently).
+- soft-prompt prompts (``glide``): ``beam_search`` refuses prompt embeddings
+  (NotImplementedError), so :meth:`VLLMBackend._beam_loop` runs the beam search here: each step
+  sends every live beam as a one-token ``generate`` whose allowed token ids travel in
+  ``SamplingParams.extra_args`` to the same logits processor, then expands and prunes the beams.
+  The prompt is a mixed token/embedding prompt: token ids everywhere except the ``<user_emb>``
+  position, which holds the projected CF vector (the model embeds its own tokens).
+
+The engine's trie is a snapshot taken at construction; after ``trie.add(...)`` (live cold start)
+token prompts switch to the beam loop, which reads the live trie on every step.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from glide_model.llm.decoding import Candidate, RecRequest
+from glide_model.sids.trie import SidTrie
+
+TRIE_CONFIG_KEY = "glide_sid_trie"  # additional_config entry: pickled {"trie", "sid_ids"} for the engine
+ALLOWED_KEY = "glide_allowed"  # SamplingParams.extra_args entry: allowed token ids of this step
+PROCESSOR_FQCN = f"{__name__}:SidTrieLogitsProcessor"
+PROJECTOR_FILE = "projector.safetensors"  # beside the merged weights (checkpoint.export_merged)
+METHODS = ("auto", "loop")
+
+
+class VLLMUnavailableError(ImportError):
+    """vLLM is not installed in this interpreter."""
+
+
+def _import_vllm():
+    try:
+        import vllm
+    except ImportError as exc:
+        raise VLLMUnavailableError(
+            "vLLM is not installed in this environment: build infra/vllm/.venv with infra/vllm/setup.sh "
+            "and run the serving code with infra/vllm/.venv/bin/python"
+        ) from exc
+    return vllm
+
+
+# --- engine-side trie constraint ---------------------------------------------------------------
+
+
+def _masked_logprobs(logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """Full-vocabulary log-probs on ``allowed`` token ids, -inf everywhere else (a dead beam: all -inf)."""
+    out = torch.full_like(logits, float("-inf"))
+    if allowed is not None and allowed.numel():
+        idx = allowed.to(logits.device)
+        out[idx] = torch.log_softmax(logits.float(), -1)[idx].to(out.dtype)
+    return out
+
+
+def _build_processor_class():
+    from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
+
+    class SidTrieLogitsProcessor(AdapterLogitsProcessor):
+        """Keeps every request inside the SID trie and turns its logits into unrenormalised log-probs.
+
+        Per request: ``extra_args["glide_allowed"]`` (the beam loop) names the allowed ids directly;
+        otherwise (built-in beam search) the prefix is the run of SID tokens ending the prompt and the
+        children come from the trie snapshot in ``additional_config["glide_sid_trie"]``.
+        """
+
+        def __init__(self, vllm_config, device, is_pin_memory):
+            super().__init__(vllm_config, device, is_pin_memory)
+            extra = getattr(vllm_config, "additional_config", None) or {}
+            path = extra.get(TRIE_CONFIG_KEY) if isinstance(extra, dict) else None
+            self.trie: SidTrie | None = None
+            if path:
+                with open(path, "rb") as f:
+                    snap = pickle.load(f)  # written by VLLMBackend into its own temp dir
+                self.trie = snap["trie"]
+                sid_ids = np.asarray(snap["sid_ids"], dtype=np.int64)  # (M, K)
+                self.levels = sid_ids.shape[0]
+                self.sid_ids = torch.from_numpy(sid_ids)
+                # token id -> (level, code) of SID tokens; everything else absent
+                self.sid_pos = {int(t): (m, c) for (m, c), t in np.ndenumerate(sid_ids)}
+                self._allowed: dict[tuple[int, ...], torch.Tensor] = {}
+
+        def is_argmax_invariant(self) -> bool:
+            return False
+
+        def _prefix(self, tokens: Sequence[int]) -> tuple[int, ...] | None:
+            """Codes of the trailing SID run (``<SID_1=a>...<SID_d=z>``), None when it is malformed."""
+            run = []
+            for t in reversed(tokens[-self.levels :]):
+                pos = self.sid_pos.get(int(t))
+                if pos is None:
+                    break
+                run.append(pos)
+            run.reverse()
+            # A dead beam (one that had to take a masked token) ends in a non-SID or a misplaced SID.
+            if any(level != i for i, (level, _) in enumerate(run)):
+                return None
+            return tuple(c for _, c in run)
+
+        def _children_ids(self, prefix: tuple[int, ...]) -> torch.Tensor:
+            hit = self._allowed.get(prefix)
+            if hit is None:
+                depth = len(prefix)
+                codes = self.trie.children(prefix) if depth < self.levels else np.empty(0, np.int64)
+                hit = self.sid_ids[depth, torch.from_numpy(codes)] if len(codes) else torch.empty(0, dtype=torch.long)
+                self._allowed[prefix] = hit
+            return hit
+
+        def new_req_logits_processor(self, params):
+            extra = params.extra_args or {}
+            if ALLOWED_KEY in extra:
+                allowed = torch.tensor(extra[ALLOWED_KEY], dtype=torch.long)
+                return lambda output_ids, logits: _masked_logprobs(logits, allowed)
+            if self.trie is None:
+                return None
+
+            # Needs prompt token ids: never reached by an embeds prompt (those always carry ALLOWED_KEY).
+            def constrain(prompt_ids, output_ids, logits):
+                prefix = self._prefix(list(prompt_ids) + list(output_ids))
+                return _masked_logprobs(logits, None if prefix is None else self._children_ids(prefix))
+
+            return constrain
+
+    SidTrieLogitsProcessor.__module__ = __name__
+    SidTrieLogitsProcessor.__qualname__ = "SidTrieLogitsProcessor"
+    return SidTrieLogitsProcessor
+
+
+def __getattr__(name: str):
+    # The processor subclasses a vLLM class, so it is only built on first use (vLLM's engine
+    # process loads it by PROCESSOR_FQCN); the module itself imports without vLLM.
+    if name == "SidTrieLogitsProcessor":
+        cls = _build_processor_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- backend ---------------------------------------------------------------------------------------
+
+
+class VLLMBackend:
+    """GenerationBackend on vLLM for a merged export folder; one engine per instance (``close()`` it).
+
+    method: ``"auto"`` (built-in beam search for token prompts while the trie is unchanged, beam loop
+    for soft prompts) or ``"loop"`` (the beam loop for everything). ``llm_kwargs`` go to ``vllm.LLM``.
+    """
+
+    def __init__(
+        self,
+        export_dir: str | Path,
+        trie: SidTrie,
+        num_beams: int = 30,
+        *,
+        num_return: int | None = None,
+        method: str = "auto",
+        dtype: str = "auto",
+        seed: int = 0,
+        **llm_kwargs: Any,
+    ):
+        from transformers import AutoTokenizer
+
+        from glide_model.llm.checkpoint import CheckpointError, Manifest
+        from glide_model.llm.prompt import PromptBuilder, PromptVariant
+        from glide_model.llm.vocab import SidVocab
+
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.num_beams = num_beams
+        self.num_return = num_return or num_beams
+        if self.num_return > num_beams:
+            raise ValueError("num_return cannot exceed num_beams")
+        self.method = method
+        self.export_dir = Path(export_dir)
+        manifest = Manifest.read(self.export_dir)
+        if not manifest.merged:
+            raise CheckpointError(
+                f"{self.export_dir} is a training checkpoint; vLLM serves merged exports: "
+                "run glide_model.llm.checkpoint.export_merged(checkpoint, out_dir) and serve out_dir"
+            )
+        if (trie.levels, trie.codebook_size) != (manifest.levels, manifest.codebook_size):
+            raise ValueError(
+                f"catalog trie is {trie.levels}x{trie.codebook_size} but the model speaks "
+                f"{manifest.levels}x{manifest.codebook_size} SIDs: serve the catalog built with the model's quantizer"
+            )
+        self.manifest = manifest
+        self.trie = trie
+        self.tokenizer = AutoTokenizer.from_pretrained(self.export_dir, local_files_only=True)
+        self.vocab = SidVocab.from_tokenizer(self.tokenizer, manifest.levels, manifest.codebook_size)
+        self.prompts = PromptBuilder(
+            self.tokenizer,
+            self.vocab,
+            PromptVariant.parse(manifest.variant),
+            max_history=manifest.max_history,
+            max_text_chars=manifest.max_text_chars,
+        )
+        self.projector = self._load_projector() if self.prompts.variant.soft_prompt else None
+        self._code_of = self.vocab.code_lookup().numpy()
+
+        vllm = _import_vllm()
+        self._vllm = vllm
+        self._tmp = tempfile.TemporaryDirectory(prefix="glide-vllm-")
+        snap = Path(self._tmp.name) / "trie.pkl"
+        with open(snap, "wb") as f:
+            pickle.dump({"trie": trie, "sid_ids": self.vocab.sid_ids}, f)
+        self._snapshot_size = len(trie)
+        self._children: dict[tuple[int, ...], np.ndarray] = {}
+        self._children_size = len(trie)
+        kwargs = {
+            "dtype": dtype,
+            "seed": seed,
+            # beam_search asks for 2 * beam_width logprobs per step
+            "max_logprobs": max(2 * num_beams, llm_kwargs.pop("max_logprobs", 0)),
+            "logprobs_mode": "processed_logits",
+            "logits_processors": [PROCESSOR_FQCN],
+            "enable_prompt_embeds": self.projector is not None,
+            "additional_config": {TRIE_CONFIG_KEY: str(snap)},
+            **llm_kwargs,
+        }
+        model_dir = self._stage_model_dir(Path(self._tmp.name) / "model")
+        self.llm = vllm.LLM(model=str(model_dir), tokenizer=str(model_dir), **kwargs)
+        self.last_timing: dict[str, float] = {}
+
+    def _stage_model_dir(self, target: Path) -> Path:
+        """The export as vLLM should see it: links to every file but the projector's weights.
+
+        vLLM loads every ``*.safetensors`` of an unsharded folder as model weights, and the
+        projector's tensors are not part of the LM.
+        """
+        target.mkdir()
+        for f in self.export_dir.iterdir():
+            if f.name != PROJECTOR_FILE:
+                (target / f.name).symlink_to(f.resolve())
+        return target
+
+    def _load_projector(self):
+        from safetensors.torch import load_file
+
+        from glide_model.llm.checkpoint import CheckpointError
+        from glide_model.llm.soft_prompt import SoftPromptProjector
+
+        f = self.export_dir / PROJECTOR_FILE
+        if self.manifest.projector is None or not f.is_file():
+            raise CheckpointError(f"{self.export_dir}: variant {self.manifest.variant!r} needs projector.safetensors")
+        proj = SoftPromptProjector(**self.manifest.projector)
+        proj.load_state_dict(load_file(str(f)))
+        return proj.eval()
+
+    # --- public API ------------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[RecRequest]) -> list[list[Candidate]]:
+        if not requests:
+            return []
+        items = self.prompts.encode_rec([r.as_row() for r in requests], with_target=False)
+        t0 = time.perf_counter()
+        if self.projector is not None:
+            vectors = self._soft_vectors(items, [r.cf_embedding for r in requests])
+            bases = [self._mixed_prompt(e.input_ids, v) for e, v in zip(items, vectors)]
+            out = self._beam_loop(bases)
+        elif self.method == "loop" or len(self.trie) != self._snapshot_size:
+            out = self._beam_loop([{"prompt_token_ids": list(e.input_ids)} for e in items])
+        else:
+            out = self._builtin([list(e.input_ids) for e in items])
+        self.last_timing = {"seconds": time.perf_counter() - t0, "requests": float(len(requests))}
+        return out
+
+    def close(self) -> None:
+        """Stop the engine process and drop the trie snapshot."""
+        llm = self.__dict__.pop("llm", None)
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        if getattr(self, "_tmp", None) is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> VLLMBackend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- prompts ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _soft_vectors(self, items, cf: Sequence[np.ndarray | None]) -> torch.Tensor:
+        """Projected CF vector per request (the learned default where cf is None), as in GlideLM.embed."""
+        from glide_model.llm.model import collate
+
+        batch = collate(items, self.tokenizer.pad_token_id or 0, cf=cf, d_cf=self.projector.d_cf)
+        return self.projector(batch.cf, batch.has_cf)
+
+    def _mixed_prompt(self, ids: Sequence[int], vector: torch.Tensor) -> dict:
+        """Token ids everywhere, the soft vector at the single ``<user_emb>`` position."""
+        ids = list(ids)
+        is_tok = [t != self.vocab.placeholder_id for t in ids]
+        if is_tok.count(False) != 1:
+            raise ValueError(f"a soft-prompt prompt needs exactly one {self.vocab.placeholder_id=} token, got {is_tok.count(False)}")
+        embeds = torch.zeros(len(ids), vector.shape[-1], dtype=torch.float32)
+        embeds[is_tok.index(False)] = vector.float()
+        return {"prompt_token_ids": ids, "prompt_embeds": embeds, "prompt_is_token_ids": is_tok}
+
+    @staticmethod
+    def _extend(base: dict, tokens: Sequence[int]) -> dict:
+        """The base prompt followed by a beam's generated tokens."""
+        if not tokens:
+            return dict(base)
+        out = {"prompt_token_ids": base["prompt_token_ids"] + list(tokens)}
+        if "prompt_embeds" in base:
+            emb = base["prompt_embeds"]
+            out["prompt_embeds"] = torch.cat([emb, emb.new_zeros(len(tokens), emb.shape[1])])
+            out["prompt_is_token_ids"] = base["prompt_is_token_ids"] + [True] * len(tokens)
+        return out
+
+    # --- decoding --------------------------------------------------------------------------------
+
+    def _builtin(self, prompts: list[list[int]]) -> list[list[Candidate]]:
+        from vllm.sampling_params import BeamSearchParams
+
+        params = BeamSearchParams(beam_width=self.num_beams, max_tokens=self.vocab.levels, length_penalty=0.0)
+        outs = self.llm.beam_search([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+        results = []
+        for ids, out in zip(prompts, outs):
+            cands = [(tuple(seq.tokens[len(ids) :]), float(seq.cum_logprob)) for seq in out.sequences]
+            results.append(self._finish(cands))
+        return results
+
+    def _allowed_codes(self, prefix: tuple[int, ...]) -> np.ndarray:
+        if self._children_size != len(self.trie):  # trie.add() since the cache was filled
+            self._children, self._children_size = {}, len(self.trie)
+        hit = self._children.get(prefix)
+        if hit is None:
+            hit = self._children[prefix] = self.trie.children(prefix)
+        return hit
+
+    def _beam_loop(self, bases: list[dict]) -> list[list[Candidate]]:
+        """Trie-constrained beam search with one ``generate(max_tokens=1)`` per live beam and step."""
+        SamplingParams = self._vllm.SamplingParams
+        beams: list[list[tuple[tuple[int, ...], float]]] = [[((), 0.0)] for _ in bases]  # (tokens, score)
+        levels = self.vocab.levels
+        for depth in range(levels):
+            inputs, params, owners = [], [], []
+            for r, live in enumerate(beams):
+                for tokens, score in live:
+                    codes = self._allowed_codes(tuple(int(self._code_of[t]) for t in tokens))
+                    if len(codes) == 0:
+                        continue
+                    allowed = self.vocab.sid_ids[depth, codes]
+                    inputs.append(self._extend(bases[r], tokens))
+                    params.append(
+                        SamplingParams(
+                            max_tokens=1,
+                            temperature=0.0,
+                            logprobs=min(len(allowed), self.num_beams),
+                            detokenize=False,
+                            extra_args={ALLOWED_KEY: allowed.tolist()},
+                        )
+                    )
+                    owners.append((r, tokens, score, set(allowed.tolist())))
+            outs = self.llm.generate(inputs, params, use_tqdm=False) if inputs else []
+            grown: list[list[tuple[tuple[int, ...], float]]] = [[] for _ in bases]
+            for (r, tokens, score, allowed), out in zip(owners, outs):
+                for tid, lp in (out.outputs[0].logprobs or [{}])[0].items():
+                    if tid in allowed and math.isfinite(lp.logprob):
+                        grown[r].append((tokens + (tid,), score + lp.logprob))
+            beams = [sorted(g, key=lambda b: b[1], reverse=True)[: self.num_beams] for g in grown]
+        return [self._finish(live) for live in beams]
+
+    def _finish(self, cands: list[tuple[Sequence[int], float]]) -> list[Candidate]:
+        """Token sequences -> distinct trie-valid SIDs with finite scores, best first, at most num_return."""
+        out: list[Candidate] = []
+        seen: set[tuple[int, ...]] = set()
+        for tokens, score in sorted(cands, key=lambda c: c[1], reverse=True):
+            if len(tokens) != self.vocab.levels or not math.isfinite(score):
+                continue
+            try:
+                codes = self.vocab.ids_to_codes(tokens)
+            except ValueError:
+                continue
+            if codes in seen or codes not in self.trie:
+                continue
+            seen.add(codes)
+            out.append((codes, score))
+            if len(out) == self.num_return:
+                break
+        return out
