@@ -87,7 +87,9 @@ def open_store(settings: GlideSettings, project: str | None = None):
     _definitions_env(settings)
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     config = RepoConfig(repo_path=FEATURE_REPO, **repo_config_dict(settings, project))
-    return FeatureStore(config=config, repo_path=str(FEATURE_REPO))
+    store = FeatureStore(config=config, repo_path=str(FEATURE_REPO))
+    store.glide_settings = settings  # lets apply_definitions place the online layout cache
+    return store
 
 
 def definitions():
@@ -99,10 +101,17 @@ def definitions():
     return importlib.reload(defs)
 
 
-def apply_definitions(store) -> list[str]:
-    """Register entities, views and services; returns the feature view names."""
+def apply_definitions(store, settings: GlideSettings | None = None) -> list[str]:
+    """Register entities, views and services; returns the feature view names. With ``settings``,
+    also caches the online layout the stream workers read instead of importing Feast
+    (streams/online_writer.py)."""
     defs = definitions()
     store.apply(defs.ALL_OBJECTS)
+    settings = settings or getattr(store, "glide_settings", None)
+    if settings is not None:
+        from streams.online_writer import write_layout
+
+        write_layout(settings, store)
     return sorted(fv.name for fv in store.list_feature_views())
 
 
