@@ -161,6 +161,26 @@ def __getattr__(name: str):
 # --- backend ---------------------------------------------------------------------------------------
 
 
+def _check_cpu_head_dim(model_dir: Path) -> None:
+    """vLLM's CPU attention kernels exist for a few head sizes only; say so before the engine dies."""
+    from transformers import AutoConfig
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return
+    from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+    cfg = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    supported = CPUAttentionBackend.get_supported_head_sizes()
+    if head_dim not in supported:
+        raise ValueError(
+            f"{model_dir}: head_dim {head_dim} has no vLLM CPU attention kernel (supported: {supported}); "
+            "serve it with HFBackend, or build the model with another hidden_size/num_attention_heads"
+        )
+
+
+
 class VLLMBackend:
     """GenerationBackend on vLLM for a merged export folder; one engine per instance (``close()`` it).
 
@@ -186,6 +206,7 @@ class VLLMBackend:
         from glide_model.llm.prompt import PromptBuilder, PromptVariant
         from glide_model.llm.vocab import SidVocab
 
+        vllm = _import_vllm()  # fail first, with the fix, in an environment without vLLM
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.num_beams = num_beams
@@ -219,7 +240,7 @@ class VLLMBackend:
         self.projector = self._load_projector() if self.prompts.variant.soft_prompt else None
         self._code_of = self.vocab.code_lookup().numpy()
 
-        vllm = _import_vllm()
+        _check_cpu_head_dim(self.export_dir)
         self._vllm = vllm
         self._tmp = tempfile.TemporaryDirectory(prefix="glide-vllm-")
         snap = Path(self._tmp.name) / "trie.pkl"
@@ -241,7 +262,7 @@ class VLLMBackend:
         }
         model_dir = self._stage_model_dir(Path(self._tmp.name) / "model")
         self.llm = vllm.LLM(model=str(model_dir), tokenizer=str(model_dir), **kwargs)
-        self.last_timing: dict[str, float] = {}
+        self.last_run: dict[str, Any] = {}  # path taken ("builtin" | "loop") and seconds of the last generate
 
     def _stage_model_dir(self, target: Path) -> Path:
         """The export as vLLM should see it: links to every file but the projector's weights.
@@ -277,13 +298,12 @@ class VLLMBackend:
         t0 = time.perf_counter()
         if self.projector is not None:
             vectors = self._soft_vectors(items, [r.cf_embedding for r in requests])
-            bases = [self._mixed_prompt(e.input_ids, v) for e, v in zip(items, vectors)]
-            out = self._beam_loop(bases)
+            path, out = "loop", self._beam_loop([self._mixed_prompt(e.input_ids, v) for e, v in zip(items, vectors)])
         elif self.method == "loop" or len(self.trie) != self._snapshot_size:
-            out = self._beam_loop([{"prompt_token_ids": list(e.input_ids)} for e in items])
+            path, out = "loop", self._beam_loop([{"prompt_token_ids": list(e.input_ids)} for e in items])
         else:
-            out = self._builtin([list(e.input_ids) for e in items])
-        self.last_timing = {"seconds": time.perf_counter() - t0, "requests": float(len(requests))}
+            path, out = "builtin", self._builtin([list(e.input_ids) for e in items])
+        self.last_run = {"path": path, "seconds": time.perf_counter() - t0, "requests": len(requests)}
         return out
 
     def close(self) -> None:

@@ -9,7 +9,8 @@ codes.npy: (N, M) int array of the catalog's SID codes. r.json: a list of reques
 fields of RecRequest (history_codes, mode, locale, affinity_topics, cf_embedding, user_id);
 without it, a few synthetic requests are drawn from the catalog. ``--plan plan.json`` runs
 several jobs in one process (the tests do: one vLLM import for all), each a dict with keys
-export, trie, requests, out and optionally beams, methods, dtype, timing.
+export, trie, requests, out and optionally beams, methods, dtype, timing,
+add_sids (SIDs added to the trie after the first runs: the live cold-start path).
 """
 
 from __future__ import annotations
@@ -87,6 +88,15 @@ def _latency(backend, requests, repeats: int) -> dict[str, float]:
     }
 
 
+def _show(title: str, backend, run: dict, requests, show: int) -> None:
+    print(f"== {title}: {backend.last_run['path']} path, {run['seconds']:.2f} s for {len(requests)} requests")
+    for req, cands in zip(requests, run["results"]):
+        top = ", ".join(f"{tuple(c)}:{s:.3f}" for c, s in cands[:show])
+        print(f"  {req.user_id}: {len(cands)} SIDs; {top}")
+    if "timing" in run:
+        print("  timing:", json.dumps({k: round(v, 4) for k, v in run["timing"].items()}))
+
+
 def run_job(job: dict) -> dict:
     import numpy as np
 
@@ -111,17 +121,27 @@ def run_job(job: dict) -> dict:
             results = backend.generate(requests)
             run = {
                 "seconds": time.perf_counter() - t0,
+                "path": backend.last_run["path"],
                 "results": [[[list(c), s] for c, s in cands] for cands in results],
             }
             if job.get("timing"):
                 run["timing"] = _latency(backend, requests, int(job["timing"]))
             report["runs"][method] = run
-            print(f"== {manifest.variant} via {method} ({run['seconds']:.2f} s for {len(requests)} requests)")
-            for req, cands in zip(requests, results):
-                top = ", ".join(f"{c}:{s:.3f}" for c, s in cands[: int(job.get("show", 5))])
-                print(f"  {req.user_id}: {len(cands)} SIDs; {top}")
-            if "timing" in run:
-                print("  timing:", json.dumps({k: round(v, 4) for k, v in run["timing"].items()}))
+            _show(f"{manifest.variant} via {method}", backend, run, requests, int(job.get("show", 5)))
+        if job.get("add_sids"):
+            # live cold start: new catalog SIDs after the engine started (the engine's trie is a snapshot)
+            for codes_ in job["add_sids"]:
+                trie.add(codes_)
+            backend.method = "auto"
+            t0 = time.perf_counter()
+            results = backend.generate(requests)
+            run = {
+                "seconds": time.perf_counter() - t0,
+                "path": backend.last_run["path"],
+                "results": [[[list(c), s] for c, s in cands] for cands in results],
+            }
+            report["runs"]["auto+added"] = run
+            _show(f"{manifest.variant} after trie.add", backend, run, requests, int(job.get("show", 5)))
     finally:
         backend.close()
     if job.get("out"):
