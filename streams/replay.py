@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -41,6 +41,7 @@ class ReplayStats:
     watermarks: int = 0
     final_ts_ms: int | None = None
     seconds: float = 0.0
+    end_offsets: dict = field(default_factory=dict)  # (topic, partition) -> offset after the last record sent
 
     @property
     def records(self) -> int:
@@ -146,8 +147,10 @@ def plan(world, limit: int | None = None, sessions: bool = True, catalog: bool =
 
 
 async def produce(records: list[OutRecord], bootstrap: str, rate: float = 0.0,
-                  progress: Callable[[int], None] | None = None, chunk: int = 5000) -> float:
-    """Send records in order (optionally paced to ``rate`` records/s); returns the seconds taken."""
+                  progress: Callable[[int], None] | None = None, chunk: int = 5000,
+                  end_offsets: dict | None = None) -> float:
+    """Send records in order (optionally paced to ``rate`` records/s); returns the seconds taken.
+    ``end_offsets`` is filled with (topic, partition) -> offset after the last record sent."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=512 * 1024, acks=1,
@@ -160,7 +163,7 @@ async def produce(records: list[OutRecord], bootstrap: str, rate: float = 0.0,
         for i, r in enumerate(records, 1):
             pending.append(await producer.send(r.topic, r.value, key=r.key, partition=r.partition, headers=r.headers))
             if i % step == 0:
-                await asyncio.gather(*pending)
+                _note(await asyncio.gather(*pending), end_offsets)
                 pending.clear()
                 if progress:
                     progress(step)
@@ -168,12 +171,20 @@ async def produce(records: list[OutRecord], bootstrap: str, rate: float = 0.0,
                     ahead = i / rate - (time.perf_counter() - t0)
                     if ahead > 0:
                         await asyncio.sleep(ahead)
-        await asyncio.gather(*pending)
+        _note(await asyncio.gather(*pending), end_offsets)
         if progress and len(records) % step:
             progress(len(records) % step)
     finally:
         await producer.stop()
     return time.perf_counter() - t0
+
+
+def _note(metadata: list, end_offsets: dict | None) -> None:
+    if end_offsets is None:
+        return
+    for m in metadata:
+        key = (m.topic, m.partition)
+        end_offsets[key] = max(end_offsets.get(key, 0), m.offset + 1)
 
 
 def partitions_of(bootstrap: str, topic: str = S.LISTEN_TOPIC) -> int:
@@ -221,9 +232,9 @@ def replay_world(world, bootstrap: str, rate: float = 0.0, limit: int | None = N
                 done = bar.tasks[0].completed + n
                 bar.update(task, advance=n, rate=f"{done / max(1e-9, time.perf_counter() - t0):,.0f}")
 
-            stats.seconds = asyncio.run(produce(records, bootstrap, rate, advance))
+            stats.seconds = asyncio.run(produce(records, bootstrap, rate, advance, end_offsets=stats.end_offsets))
     else:
-        stats.seconds = asyncio.run(produce(records, bootstrap, rate))
+        stats.seconds = asyncio.run(produce(records, bootstrap, rate, end_offsets=stats.end_offsets))
     return stats
 
 

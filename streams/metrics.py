@@ -1,0 +1,32 @@
+"""Prometheus metrics of the stream processors, served on 127.0.0.1 (GLIDE_STREAMS_METRICS_PORT)."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger("glide.streams.metrics")
+
+EVENTS = Counter("glide_stream_events_total", "Records consumed, by topic and outcome "
+                 "(applied, duplicate, dead_letter, parked, control)", ["topic", "outcome"])
+DEAD_LETTERS = Counter("glide_stream_dead_letter_total", "Records sent to dead-letter, by reason", ["topic", "reason"])
+LAG = Gauge("glide_stream_consumer_lag", "High watermark minus next offset to process", ["topic", "partition"])
+WATERMARK = Gauge("glide_stream_watermark_ms", "Event-time watermark of a partition (epoch ms)", ["topic", "partition"])
+PUSH_LATENCY = Histogram("glide_stream_push_seconds", "Time to write one batch of rows to the online store",
+                         ["view"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+FRESHNESS = Histogram("glide_stream_freshness_seconds", "Record produced -> its features visible online",
+                      ["topic"], buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+BATCH_SECONDS = Histogram("glide_stream_batch_seconds", "Wall time of one processed batch", ["topic"],
+                          buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+PARKED = Gauge("glide_stream_parked", "Listens waiting for their episode to reach the catalog", ["partition"])
+
+
+def serve(host: str, port: int) -> int | None:
+    """Start the /metrics endpoint in a daemon thread; returns the bound port (None when port < 0)."""
+    if port < 0:
+        return None
+    server, _thread = start_http_server(port, addr=host)
+    bound = server.server_port
+    log.info("metrics endpoint up", extra={"url": f"http://{host}:{bound}/metrics"})
+    return bound
