@@ -9,7 +9,7 @@ import re
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,6 @@ class JobRun:
     job: str
     params: dict[str, Any]
     started_at: datetime
-    extra: dict[str, Any] = field(default_factory=dict)  # free scratch space for the job body
 
 
 def masked_url(url: str | sa.URL) -> str:
@@ -91,7 +90,13 @@ class CatalogDB:
         else:
             database = parsed.database or ""
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CatalogError(
+                        f"cannot reach the catalog database {masked_url(parsed)} (cannot create its folder: "
+                        f"{exc.strerror}): check that the directory exists and is writable, or set GLIDE_CATALOG_URL"
+                    ) from None
             kwargs = {"connect_args": {"timeout": 30}}
         try:
             self.engine = sa.create_engine(parsed, **kwargs)
@@ -148,7 +153,7 @@ class CatalogDB:
                     where = f" (schema {self.schema!r})" if self.schema else ""
                     raise CatalogError(
                         f"catalog tables are missing in {masked_url(self.url)}{where}: run CatalogDB.migrate() "
-                        "first (python -m glide.catalog.cli migrate)"
+                        "first (or: python -m glide.catalog.cli migrate)"
                     ) from exc
                 raise
 
@@ -159,8 +164,17 @@ class CatalogDB:
         if self.schema is not None:
             self._create_schema()
         with self._begin(write=True) as conn:
+            if self.dialect == "postgresql":
+                # Workers starting together on a fresh schema: one migrates, the others wait, then no-op.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"glide-catalog:{self.schema}"))))
             _migrate.upgrade_to_head(conn)
             return _migrate.current_revision(conn) or ""
+
+    def counts(self) -> dict[str, int]:
+        """Row count per catalog table."""
+        tables = (t.shows, t.episodes, t.quantizers, t.sid_assignments, t.model_versions, t.job_runs)
+        with self._begin() as conn:
+            return {tb.name: conn.scalar(sa.select(sa.func.count()).select_from(tb)) for tb in tables}
 
     def revision(self) -> str | None:
         """The applied migration revision (None: never migrated)."""
@@ -256,17 +270,18 @@ class CatalogDB:
 
     def episodes_frame(self, show_ids: Sequence[str] | None = None) -> pd.DataFrame:
         """Episodes as a DataFrame with the world `episodes` columns, ordered by episode_id."""
+        if isinstance(show_ids, str):
+            raise CatalogError("episodes_frame(show_ids=...): pass a list of show ids, not one string")
         cols = [t.episodes.c[c] for c in EPISODE_COLUMNS]
         with self._begin() as conn:
             if show_ids is None:
-                rows = conn.execute(sa.select(*cols).order_by(t.episodes.c.episode_id)).all()
+                rows = conn.execute(sa.select(*cols)).all()
             else:
-                if isinstance(show_ids, str):
-                    raise CatalogError("episodes_frame(show_ids=...): pass a list of show ids, not one string")
                 rows = []
                 for chunk in _chunks(sorted(set(show_ids))):
                     rows += conn.execute(sa.select(*cols).where(t.episodes.c.show_id.in_(chunk))).all()
-                rows.sort(key=lambda r: r[0])
+        # Sorted here, not in SQL: PostgreSQL collations would order ids differently from SQLite.
+        rows.sort(key=lambda r: r[0])
         df = pd.DataFrame.from_records(rows, columns=EPISODE_COLUMNS)
         df["published_at"] = pd.to_datetime(df["published_at"], utc=True).astype("datetime64[ns, UTC]")
         df["playable"] = df["playable"].astype(bool)
@@ -285,9 +300,8 @@ class CatalogDB:
     def shows_frame(self) -> pd.DataFrame:
         """Shows as a DataFrame with the world `shows` columns, ordered by show_id."""
         with self._begin() as conn:
-            rows = conn.execute(
-                sa.select(*[t.shows.c[c] for c in SHOW_COLUMNS]).order_by(t.shows.c.show_id)
-            ).all()
+            rows = conn.execute(sa.select(*[t.shows.c[c] for c in SHOW_COLUMNS])).all()
+        rows.sort(key=lambda r: r[0])
         return pd.DataFrame.from_records(rows, columns=SHOW_COLUMNS)
 
     def get_show(self, show_id: str) -> dict[str, Any] | None:
@@ -582,7 +596,9 @@ def _jsonable(obj: Any, what: str) -> Any:
         raise CatalogError(f"{what} is {obj}: JSON has no NaN/inf; store None or a string instead")
     if obj is None or isinstance(obj, (str, bool, int, float)):
         return obj
-    if isinstance(obj, (datetime, Path)):
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, Path):
         return str(obj)
     try:
         json.dumps(obj)

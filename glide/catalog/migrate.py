@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_ALEMBIC_LOCK = threading.Lock()  # alembic's `context` is a module-global proxy: one migration per process at a time
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
@@ -34,4 +36,5 @@ def current_revision(connection: sa.Connection) -> str | None:
 
 def upgrade_to_head(connection: sa.Connection) -> None:
     """Upgrade to head inside the caller's transaction; a no-op when already there."""
-    command.upgrade(alembic_config(connection), "head")
+    with _ALEMBIC_LOCK:
+        command.upgrade(alembic_config(connection), "head")
