@@ -35,17 +35,29 @@ class StreamSettings(BaseSettings):
     # An unknown episode is re-checked against the catalog for this long (wall clock) before the
     # listen is dead-lettered: catalog-updates and listen-events are separate topics, so a listen
     # can overtake the catalog update of the episode it references.
-    catalog_wait_s: float = Field(default=10.0, ge=0)
+    catalog_wait_s: float = Field(default=30.0, ge=0)
     metrics_port: int = Field(default=9464, ge=-1, le=65535)  # 0: any free port; -1: off
     metrics_host: str = "127.0.0.1"
     state_dir: Path | None = None  # default <data_dir>/streams/state
     log_json: bool = True
+    # Chaos testing: "point:probability,..." kills the worker with SIGKILL at these points of a batch
+    # (before_commit, after_commit, after_push). Never set in production.
+    chaos: str = ""
 
     @model_validator(mode="after")
     def _check(self) -> StreamSettings:
         if self.lateness_s * 1000 >= WINDOW_MS:
             raise ValueError("lateness_s must be shorter than the 28-day habit window")
         return self
+
+    def chaos_points(self) -> dict[str, float]:
+        out = {}
+        for part in filter(None, (p.strip() for p in self.chaos.split(","))):
+            point, _, prob = part.partition(":")
+            if point not in ("before_commit", "after_commit", "after_push"):
+                raise ConfigError(f"GLIDE_STREAMS_CHAOS: unknown point {point!r}")
+            out[point] = float(prob or 1.0)
+        return out
 
     @property
     def lateness_ms(self) -> int:

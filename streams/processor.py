@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import random
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +75,8 @@ class ListenProcessor:
         self.on_batch = on_batch
         self.consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
+        self._chaos = cfg.chaos_points()
+        self._rng = random.Random()
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -127,6 +132,9 @@ class ListenProcessor:
     def _load_partition(self, partition: int) -> PartitionState:
         t0 = time.perf_counter()
         st = PartitionState(partition_path(self.state_dir, TOPIC, partition), partition, self.cfg.recent_cap)
+        now = S.now_ms()
+        for p in st.parked.values():  # the catalog wait counts while a worker runs, not while all were down
+            p.parked_at_ms = max(p.parked_at_ms, now)
         pairs, users = st.unpushed_rows(self.catalog.sid, self.catalog.levels)
         if pairs or users:  # the last commit before a crash may not have reached the online store
             self._push(pairs, users)
@@ -151,6 +159,7 @@ class ListenProcessor:
         if not items:
             return
         await send_all(self.producer, [d for w in items for d in w.dead])
+        self._maybe_crash("before_commit")
         committed: list[_Work] = []
         for w in items:
             for _attempt in range(5):
@@ -169,8 +178,10 @@ class ListenProcessor:
                     w = redo
         pairs = [r for w in committed for r in w.pair_rows]
         users = [r for w in committed for r in w.user_rows]
+        self._maybe_crash("after_commit")
         await asyncio.to_thread(self._push, pairs, users)
         pushed_at = time.time()
+        self._maybe_crash("after_push")
         offsets = {}
         for w in committed:
             w.state.mark_pushed()
@@ -182,6 +193,12 @@ class ListenProcessor:
             except (CommitFailedError, IllegalStateError, KafkaError) as exc:  # advisory only
                 log.info("kafka offset commit skipped", extra={"error": repr(exc)})
         BATCH_SECONDS.labels(TOPIC).observe(time.perf_counter() - t0)
+
+    def _maybe_crash(self, point: str) -> None:
+        p = self._chaos.get(point)
+        if p and self._rng.random() < p:
+            log.warning("chaos: killing the worker", extra={"point": point})
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def _observe(self, w: _Work, pushed_at: float) -> None:
         r = w.report
