@@ -77,16 +77,16 @@ def load_backbone(
 # Enough English for byte-level BPE merges on the words our prompts use; any other text still
 # tokenizes (byte fallback), just into more pieces.
 _TINY_CORPUS = """
-You are a podcast recommender. Answer only with Semantic IDs.
-User context: locale en-US en-GB de-DE fr-FR es-ES sv-SE. Interests: comedy, true crime, news,
+You are a podcast recommender. Answer with the Semantic ID (4 tokens) of one episode.
+User context: Locale: en-US. en-GB de-DE fr-FR es-ES sv-SE. Interests: comedy, true crime, news,
 sports, science, history, business, technology, health, music, education, politics, culture.
-Recently played episodes, oldest first. No listening history.
+Recently played, oldest first: Recently played: nothing yet.
 Recommend a familiar episode aligned with user interests.
 Recommend an unfamiliar episode aligned with user interests.
 Recommend an episode aligned with user interests.
-Describe the episode with this Semantic ID. Title: Description: Topic: Show:
-Which Semantic ID belongs to this episode? The episode about the show with the host and a guest
-talks about the world, the week, the story, the interview, the game, the market, the new season.
+Answer: Describe the podcast episode with this Semantic ID. Title: Description: Topic: Show:
+Which Semantic ID belongs to this podcast episode? The episode about the show with the host
+and a guest talks about the world, the week, the story, the interview, the game, the market.
 """
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -30,6 +31,7 @@ import pandas as pd
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
+from glide_model.llm.checkpoint import check_compatible, load_checkpoint
 from glide_model.llm.model import GlideLM
 from glide_model.llm.prompt import Encoded
 from glide_model.sids.trie import SidTrie
@@ -309,6 +311,28 @@ class HFBackend:
         self.num_return = num_return or num_beams
         self.batch_size = batch_size
         self.engine = engine
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        trie: SidTrie,
+        *,
+        quantizer_version: str | None,
+        catalog_version: str | None,
+        allow_catalog_update: bool = False,
+        device: str | torch.device | None = "auto",
+        **kwargs,
+    ) -> HFBackend:
+        """Serving backend from a checkpoint or merged export: version-checked, LoRA merged, eval mode."""
+        glm, manifest = load_checkpoint(path, device=device)
+        check_compatible(
+            manifest,
+            quantizer_version=quantizer_version,
+            catalog_version=catalog_version,
+            allow_catalog_update=allow_catalog_update,
+        )
+        return cls(merge_for_serving(glm), trie, **kwargs)
 
     def generate(self, requests: Sequence[RecRequest]) -> list[list[Candidate]]:
         if not requests:

@@ -93,10 +93,12 @@ def _catalog_trie(assignments: Mapping[str, Sequence[int]], cfg: GlideTrainConfi
     return SidTrie(codes, cfg.codebook_size)
 
 
-def _new_model(cfg: GlideTrainConfig, d_cf: int | None, device: torch.device) -> tuple[GlideLM, Path]:
+def _new_model(
+    cfg: GlideTrainConfig, d_cf: int | None, device: torch.device, out_dir: Path
+) -> tuple[GlideLM, Path]:
     model, tokenizer, folder = resolve_backbone(cfg.base_model, cfg.data_dir, device="cpu")
     if folder is None:  # the tiny test model has no folder: keep one so checkpoints can point at it
-        folder = cfg.out_dir / "base_model"
+        folder = out_dir / "base_model"
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     vocab = extend_vocab(model, tokenizer, cfg.levels, cfg.codebook_size, noise_scale=cfg.init_noise, seed=cfg.seed)
@@ -139,13 +141,13 @@ def train_glide(
 ) -> GlideTrainResult:
     """Ground the SID tokens on the catalog, then instruction-tune; returns the final checkpoint and metrics."""
     cfg = config
-    cfg.out_dir = Path(cfg.out_dir)
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
     trie = _catalog_trie(assignments, cfg)
     d_cf = cfg.d_cf or infer_d_cf([train_examples, val_examples])
     steps = _stage_steps(cfg)
-    result = GlideTrainResult(checkpoint=cfg.out_dir / "final")
+    result = GlideTrainResult(checkpoint=out_dir / "final")
 
     train_state = None
     if resume_from is not None:
@@ -162,7 +164,7 @@ def train_glide(
         log.info("resuming at %s step %d", STAGES[start] if start < len(STAGES) else "done", start_step)
     else:
         torch.manual_seed(cfg.seed)
-        glm, base_path = _new_model(cfg, d_cf, device)
+        glm, base_path = _new_model(cfg, d_cf, device, out_dir)
         start, start_step = 0, 0
 
     def manifest_for(stage: str, step: int) -> Manifest:
@@ -183,7 +185,7 @@ def train_glide(
     def saver(stage: str) -> Callable[[int, dict[str, Any]], Path]:
         def save(step: int, state: dict[str, Any] | None) -> Path:
             return save_checkpoint(
-                cfg.out_dir / "checkpoints" / f"{stage}-step{step:06d}", glm, manifest_for(stage, step), state
+                out_dir / "checkpoints" / f"{stage}-step{step:06d}", glm, manifest_for(stage, step), state
             )
 
         return save

@@ -77,10 +77,8 @@ class PromptBuilder:
         self.max_history = max_history
         self.max_text_chars = max_text_chars
         self.use_chat = bool(getattr(tokenizer, "chat_template", None))
-        m = vocab.levels
         self.system = (
-            "You are a podcast recommender. Episodes are written as Semantic IDs of "
-            f"{m} tokens, <SID_1=..> to <SID_{m}=..>. Answer with exactly one Semantic ID."
+            f"You are a podcast recommender. Answer with the Semantic ID ({vocab.levels} tokens) of one episode."
         )
 
     # --- text --------------------------------------------------------------------------------

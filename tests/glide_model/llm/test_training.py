@@ -1,0 +1,118 @@
+"""Which parameters each stage may change, the soft prompt's effect and gradients, the sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from glide_model.llm.grounding import (
+    LoraSettings,
+    add_lora,
+    add_trainable_tokens,
+    grounding_data,
+    merge_adapter,
+    train_grounding_stage,
+)
+from glide_model.llm.instruct import instruct_data, instruct_params, train_instruct
+from glide_model.llm.trainer import BatchSampler, LoopConfig
+from tests.glide_model.llm.tiny_world import make_glm
+
+FAST = LoopConfig(max_steps=3, batch_size=8, lr=1e-2, warmup_steps=1)
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_stage1_changes_only_new_sid_rows(world, tied):
+    catalog, codes, _ = world
+    glm = make_glm(tied)
+    before = snapshot(glm.model)
+    data = grounding_data(glm, catalog, codes)
+    add_trainable_tokens(glm)
+    train_grounding_stage("grounding_stage1", glm, data, FAST, progress=False)
+    merge_adapter(glm)
+    after = snapshot(glm.model)
+    assert after.keys() == before.keys()
+    sid_rows = torch.from_numpy(glm.vocab.sid_ids.reshape(-1))
+    emb_keys = {"model.embed_tokens.weight", "lm_head.weight"}  # tied: the same tensor under two names
+    assert (glm.model.get_output_embeddings().weight is glm.model.get_input_embeddings().weight) == tied
+    for key in before:
+        if key in emb_keys:
+            changed = (after[key] != before[key]).any(1)
+            assert changed[sid_rows].any(), f"{key}: no SID row trained"
+            changed[sid_rows] = False
+            assert not changed.any(), f"{key}: rows other than SID tokens changed"
+        else:
+            assert torch.equal(after[key], before[key]), f"{key} changed in stage 1"
+
+
+def test_stage2_changes_only_lora_params(world):
+    catalog, codes, _ = world
+    glm = make_glm()
+    data = grounding_data(glm, catalog, codes)
+    add_lora(glm, LoraSettings(r=4, alpha=8))
+    before = snapshot(glm.model)
+    train_grounding_stage("grounding_stage2", glm, data, FAST, progress=False)
+    after = snapshot(glm.model)
+    lora_keys = [k for k in before if "lora_" in k]
+    assert lora_keys
+    assert any(not torch.equal(after[k], before[k]) for k in lora_keys)
+    for k in before:
+        if "lora_" not in k:
+            assert torch.equal(after[k], before[k]), f"{k} changed in stage 2"
+    trainable = {n for n, p in glm.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_soft_prompt_changes_output_and_gets_gradients(world):
+    _, _, examples = world
+    glm = make_glm()
+    add_lora(glm, LoraSettings(r=4, alpha=8))
+    items = glm.prompts.encode_rec(examples.iloc[:2].to_dict("records"))
+    rng = np.random.default_rng(0)
+    cf_a = [rng.normal(size=8).astype(np.float32), None]
+    cf_b = [rng.normal(size=8).astype(np.float32), None]
+    glm.eval()
+    with torch.no_grad():
+        la = glm.model(inputs_embeds=glm.embed(b := glm.collate(items, cf_a)), attention_mask=b.attention_mask).logits
+        lb = glm.model(inputs_embeds=glm.embed(b2 := glm.collate(items, cf_b)), attention_mask=b2.attention_mask).logits
+    assert not torch.allclose(la[0], lb[0])  # row 0's CF vector differs -> its output differs
+    assert torch.equal(la[1], lb[1])  # row 1 has no CF vector: the default vector both times
+    glm.train()
+    loss = glm.loss(glm.collate(items, cf_a))
+    loss.backward()
+    for name, p in glm.projector.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reached projector.{name}"
+
+
+def test_instruct_trains_lora_and_projector_only(world):
+    _, _, examples = world
+    glm = make_glm()
+    add_lora(glm, LoraSettings(r=4, alpha=8))
+    base = {k: v for k, v in snapshot(glm.model).items() if "lora_" not in k}
+    proj = snapshot(glm.projector)
+    data = instruct_data(glm, examples)
+    result = train_instruct(glm, data, FAST, progress=False)
+    assert result.steps == 3 and result.tokens > 0 and result.tokens_per_s > 0
+    after = snapshot(glm.model)
+    assert all(torch.equal(after[k], v) for k, v in base.items())
+    assert any(not torch.equal(glm.projector.state_dict()[k], v) for k, v in proj.items())
+    assert len(instruct_params(glm)) == sum(1 for p in glm.model.parameters() if p.requires_grad) + len(list(glm.projector.parameters()))
+
+
+def test_weighted_sampler_follows_weights_and_resumes():
+    s = BatchSampler(3, 1000, weights=[0.0, 1.0, 3.0], seed=1)
+    draws = np.bincount(s.next(), minlength=3)
+    assert draws[0] == 0 and 2.2 < draws[2] / draws[1] < 4.0
+    u = BatchSampler(5, 3, seed=2)
+    first_epoch = u.next() + u.next()[:2]
+    assert sorted(first_epoch) == list(range(5))  # uniform weights: shuffled epochs, no repeats
+    state = u.state_dict()
+    expected = [u.next() for _ in range(3)]
+    u.load_state_dict(state)
+    assert [u.next() for _ in range(3)] == expected
+    with pytest.raises(ValueError, match="weights"):
+        BatchSampler(2, 1, weights=[1.0, float("nan")])
