@@ -128,7 +128,8 @@ class CatalogDB:
     # -- connections -------------------------------------------------------------------------
 
     def _unreachable(self, exc: Exception) -> CatalogError:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
         if self.dialect == "sqlite":
             fix = "check that the directory exists and is writable, or set GLIDE_CATALOG_URL"
         else:
@@ -166,7 +167,8 @@ class CatalogDB:
         with self._begin(write=True) as conn:
             if self.dialect == "postgresql":
                 # Workers starting together on a fresh schema: one migrates, the others wait, then no-op.
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"glide-catalog:{self.schema}"))))
+                key = sa.func.hashtext(f"glide-catalog:{self.schema}")
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
             _migrate.upgrade_to_head(conn)
             return _migrate.current_revision(conn) or ""
 
@@ -174,7 +176,7 @@ class CatalogDB:
         """Row count per catalog table."""
         tables = (t.shows, t.episodes, t.quantizers, t.sid_assignments, t.model_versions, t.job_runs)
         with self._begin() as conn:
-            return {tb.name: conn.scalar(sa.select(sa.func.count()).select_from(tb)) for tb in tables}
+            return {tb.name: conn.scalar(sa.select(sa.func.count()).select_from(tb)) or 0 for tb in tables}
 
     def revision(self) -> str | None:
         """The applied migration revision (None: never migrated)."""
@@ -215,12 +217,13 @@ class CatalogDB:
         constants = dict(constants or {})
         names = list(records[0]) + list(constants)
         stmt = self._insert(table)
-        update_cols = [c for c in (list(update) + list(constants) if update is not None else names) if c not in keys]
+        updated = names if update is None else [*update, *constants]
+        update_cols = [c for c in updated if c not in keys]
         stmt = stmt.on_conflict_do_update(
             index_elements=list(keys), set_={c: stmt.excluded[c] for c in update_cols}
         )
         compiled = stmt.compile(dialect=conn.dialect, column_keys=names)
-        order = list(compiled.positiontup) if compiled.positional else names
+        order = list(compiled.positiontup or ()) if compiled.positional else names
         dialect = conn.dialect
         columns = []
         for name in order:
@@ -273,11 +276,11 @@ class CatalogDB:
         if isinstance(show_ids, str):
             raise CatalogError("episodes_frame(show_ids=...): pass a list of show ids, not one string")
         cols = [t.episodes.c[c] for c in EPISODE_COLUMNS]
+        rows: list[sa.Row] = []
         with self._begin() as conn:
             if show_ids is None:
-                rows = conn.execute(sa.select(*cols)).all()
+                rows += conn.execute(sa.select(*cols)).all()
             else:
-                rows = []
                 for chunk in _chunks(sorted(set(show_ids))):
                     rows += conn.execute(sa.select(*cols).where(t.episodes.c.show_id.in_(chunk))).all()
         # Sorted here, not in SQL: PostgreSQL collations would order ids differently from SQLite.
@@ -300,7 +303,7 @@ class CatalogDB:
     def shows_frame(self) -> pd.DataFrame:
         """Shows as a DataFrame with the world `shows` columns, ordered by show_id."""
         with self._begin() as conn:
-            rows = conn.execute(sa.select(*[t.shows.c[c] for c in SHOW_COLUMNS])).all()
+            rows = list(conn.execute(sa.select(*[t.shows.c[c] for c in SHOW_COLUMNS])).all())
         rows.sort(key=lambda r: r[0])
         return pd.DataFrame.from_records(rows, columns=SHOW_COLUMNS)
 
@@ -359,9 +362,8 @@ class CatalogDB:
     def list_quantizers(self) -> list[dict[str, Any]]:
         """All quantizers, newest first."""
         with self._begin() as conn:
-            rows = conn.execute(
-                sa.select(t.quantizers).order_by(t.quantizers.c.created_at.desc(), t.quantizers.c.version.desc())
-            ).all()
+            q = t.quantizers
+            rows = conn.execute(sa.select(q).order_by(q.c.created_at.desc(), q.c.version.desc())).all()
         return [dict(r._mapping) for r in rows]
 
     def _quantizer(self, conn: sa.Connection, version: str) -> sa.Row:
@@ -459,8 +461,11 @@ class CatalogDB:
             "promoted": False,
         }
         with self._begin(write=True) as conn:
-            if conn.scalar(sa.select(t.model_versions.c.version).where(t.model_versions.c.version == version)):
-                raise CatalogError(f"model version {version!r} is already registered: register under a new version")
+            mv = t.model_versions
+            if conn.scalar(sa.select(mv.c.version).where(mv.c.version == version)):
+                raise CatalogError(
+                    f"model version {version!r} is already registered: register under a new version"
+                )
             conn.execute(sa.insert(t.model_versions), row)
 
     def promote_model(self, version: str) -> None:
@@ -474,19 +479,22 @@ class CatalogDB:
                         f"cannot promote {version!r}: not a registered model version "
                         f"(known: {', '.join(known[-10:]) or 'none'}); register_model() first"
                     )
-                conn.execute(sa.update(mv).where(mv.c.promoted == sa.true(), mv.c.version != version).values(promoted=False))
+                others = sa.update(mv).where(mv.c.promoted == sa.true(), mv.c.version != version)
+                conn.execute(others.values(promoted=False))
                 conn.execute(sa.update(mv).where(mv.c.version == version).values(promoted=True))
         except sa.exc.IntegrityError:
             raise CatalogError(f"promoting {version!r} raced with another promotion: retry") from None
 
     def promoted_model(self) -> dict[str, Any] | None:
         with self._begin() as conn:
-            row = conn.execute(sa.select(t.model_versions).where(t.model_versions.c.promoted == sa.true())).first()
+            mv = t.model_versions
+            row = conn.execute(sa.select(mv).where(mv.c.promoted == sa.true())).first()
         return dict(row._mapping) if row else None
 
     def get_model(self, version: str) -> dict[str, Any] | None:
         with self._begin() as conn:
-            row = conn.execute(sa.select(t.model_versions).where(t.model_versions.c.version == version)).first()
+            mv = t.model_versions
+            row = conn.execute(sa.select(mv).where(mv.c.version == version)).first()
         return dict(row._mapping) if row else None
 
     def list_models(self) -> list[dict[str, Any]]:
@@ -502,13 +510,14 @@ class CatalogDB:
     def job_run(self, job: str, params: Mapping[str, Any] | None = None) -> Iterator[JobRun]:
         """Record a job: a `running` row now, then `succeeded`, or `failed` with the error (re-raised)."""
         _check_name(job, "job name", 64)
-        params = _jsonable(dict(params or {}), "params")
+        clean: dict[str, Any] = _jsonable(dict(params or {}), "params")
         started = t.utcnow()
         with self._begin(write=True) as conn:
-            run_id = conn.execute(
-                sa.insert(t.job_runs).values(job=job, status="running", params=params, started_at=started)
-            ).inserted_primary_key[0]
-        run = JobRun(id=run_id, job=job, params=params, started_at=started)
+            result = conn.execute(
+                sa.insert(t.job_runs).values(job=job, status="running", params=clean, started_at=started)
+            )
+            run_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        run = JobRun(id=run_id, job=job, params=clean, started_at=started)
         try:
             yield run
         except BaseException as exc:
@@ -554,7 +563,8 @@ def _sqlite_setup(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("glide_write") else "BEGIN")
+        write = conn.get_execution_options().get("glide_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _is_missing_table(exc: sa.exc.DBAPIError) -> bool:
@@ -574,7 +584,8 @@ def _check_name(value: Any, what: str, max_len: int) -> None:
 
 
 def _check_int(value: Any, what: str, lo: int, hi: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not ok or not lo <= value <= hi:
         raise CatalogError(f"{what} must be an int in [{lo}, {hi}], got {value!r}")
     return int(value)
 
@@ -589,7 +600,8 @@ def _jsonable(obj: Any, what: str) -> Any:
             out[k] = _jsonable(v, f"{what}[{k!r}]")
         return out
     if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_jsonable(v, f"{what}[{i}]") for i, v in enumerate(obj.tolist() if isinstance(obj, np.ndarray) else obj)]
+        items = obj.tolist() if isinstance(obj, np.ndarray) else obj
+        return [_jsonable(v, f"{what}[{i}]") for i, v in enumerate(items)]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):

@@ -101,10 +101,12 @@ def _convert(f: Field, v: Any) -> Any:
     if f.kind == "int":
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
             raise _Bad(f"must be an integer, got {_shown(v)} ({type(v).__name__})")
-        if not isinstance(v, numbers.Integral):
-            if not float(v).is_integer():
-                raise _Bad(f"must be an integer, got {_shown(v)}")
-        v = int(v)
+        if isinstance(v, numbers.Integral):
+            v = int(v)
+        elif float(v).is_integer():  # e.g. a float column that pandas upcast because of a NaN
+            v = int(float(v))
+        else:
+            raise _Bad(f"must be an integer, got {_shown(v)}")
     elif f.kind == "float":
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
             raise _Bad(f"must be a number, got {_shown(v)} ({type(v).__name__})")
@@ -156,7 +158,8 @@ def _columns(rows: Any, fields: tuple[Field, ...], what: str) -> tuple[int, dict
             s = rows[f.name]
             if f.kind == "time" and isinstance(s.dtype, pd.DatetimeTZDtype):
                 # Fast path for the world's datetime64[ns, UTC] columns.
-                cols[f.name] = [None if is_missing(t) else t for t in pd.DatetimeIndex(s).tz_convert("UTC").to_pydatetime()]
+                utc = pd.DatetimeIndex(s).tz_convert("UTC").to_pydatetime()
+                cols[f.name] = [None if is_missing(v) else v for v in utc]
             else:
                 cols[f.name] = s.tolist()
         return len(rows), cols
@@ -226,18 +229,24 @@ def encode_sid(
     """Validate one SID and encode it as the indexed text key "c1-c2-...-cM"."""
     where = f"SID for episode {episode_id!r} (quantizer {quantizer_version!r})"
     if not isinstance(episode_id, str) or not episode_id or len(episode_id) > 64:
-        raise CatalogError(f"sid assignment key {episode_id!r}: episode ids must be non-empty strings (<= 64 chars)")
+        raise CatalogError(
+            f"sid assignment key {episode_id!r}: episode ids must be non-empty strings (<= 64 chars)"
+        )
     if isinstance(codes, (str, bytes)) or not isinstance(codes, (tuple, list, np.ndarray)):
         raise CatalogError(f"{where}: expected a tuple of {levels} ints, got {_shown(codes)}")
     vals = list(codes)
     if len(vals) != levels:
-        raise CatalogError(f"{where}: expected {levels} codes (the quantizer's levels), got {len(vals)}: {_shown(vals)}")
+        raise CatalogError(
+            f"{where}: expected {levels} codes (the quantizer's levels), got {len(vals)}: {_shown(vals)}"
+        )
+    ints: list[int] = []
     for c in vals:
         if isinstance(c, (bool, np.bool_)) or not isinstance(c, numbers.Integral):
             raise CatalogError(f"{where}: codes must be ints, got {_shown(vals)}")
-        if not 0 <= c < codebook_size:
+        if not 0 <= int(c) < codebook_size:
             raise CatalogError(f"{where}: code {int(c)} is outside [0, {codebook_size}) (the codebook size)")
-    return "-".join(str(int(c)) for c in vals)
+        ints.append(int(c))
+    return "-".join(map(str, ints))
 
 
 def decode_sid(text: str) -> tuple[int, ...]:

@@ -146,28 +146,27 @@ def test_unknown_show_is_rejected_and_nothing_is_written(db: CatalogDB) -> None:
     assert db.episodes_frame().empty
 
 
-@pytest.mark.parametrize(
-    ("column", "value", "message"),
-    [
-        ("duration_s", "long", r"row 1 \(episode_id='ep_000001'\): field 'duration_s' must be an integer"),
-        ("duration_s", -5, r"field 'duration_s' must be >= 0"),
-        ("playable", "yes", r"field 'playable' must be a bool"),
-        ("popularity", float("inf"), r"field 'popularity' must be finite"),
-        ("published_at", datetime(2026, 1, 1), r"field 'published_at' is timezone-naive"),
-        ("published_at", "yesterday", r"field 'published_at' is not an ISO-8601 time"),
-        ("title", None, r"row 1 \(episode_id='ep_000001'\): missing required field 'title'"),
-        ("title", 123, r"field 'title' must be a string"),
-        ("episode_id", "", r"field 'episode_id' must not be empty"),
-    ],
-    ids=["duration-str", "duration-negative", "playable-str", "popularity-inf", "published-naive",
-         "published-garbage", "title-missing", "title-int", "id-empty"],
-)
-def test_bad_episode_values_name_row_and_field(db: CatalogDB, column: str, value, message: str) -> None:
+BAD_EPISODE_VALUES = [
+    ("duration_s", "long", r"row 1 \(episode_id='ep_000001'\): field 'duration_s' must be an integer"),
+    ("duration_s", -5, r"field 'duration_s' must be >= 0"),
+    ("playable", "yes", r"field 'playable' must be a bool"),
+    ("popularity", float("inf"), r"field 'popularity' must be finite"),
+    ("published_at", datetime(2026, 1, 1), r"field 'published_at' is timezone-naive"),
+    ("published_at", "yesterday", r"field 'published_at' is not an ISO-8601 time"),
+    ("title", None, r"row 1 \(episode_id='ep_000001'\): missing required field 'title'"),
+    ("title", 123, r"field 'title' must be a string"),
+    ("episode_id", "", r"field 'episode_id' must not be empty"),
+]
+
+
+def test_bad_episode_values_name_row_and_field(db: CatalogDB) -> None:
     db.upsert_shows(shows_frame())
-    rows = episodes_frame(3).to_dict("records")
-    rows[1][column] = value
-    with pytest.raises(CatalogError, match=message):
-        db.upsert_episodes(rows)
+    for column, value, message in BAD_EPISODE_VALUES:  # one database for all cases: setup dominates
+        rows = episodes_frame(3).to_dict("records")
+        rows[1][column] = value
+        with pytest.raises(CatalogError, match=message):
+            db.upsert_episodes(rows)
+    assert db.episodes_frame().empty
 
 
 def test_bad_input_shapes(db: CatalogDB) -> None:
@@ -197,3 +196,29 @@ def test_iso_strings_and_other_zones_are_stored_as_utc(db: CatalogDB) -> None:
     )
     assert db.get_episode("ep_a")["published_at"] == datetime(2026, 2, 1, 8, 0, tzinfo=timezone.utc)
     assert db.get_episode("ep_b")["published_at"] == datetime(2026, 2, 1, 15, 0, tzinfo=timezone.utc)
+
+
+def test_generated_world_round_trips_through_parquet_and_catalog(db: CatalogDB, tmp_path) -> None:
+    from glide.world.generator import World, WorldConfig, generate_world
+
+    generate_world(WorldConfig(users=10, days=2, shows=30, episodes_per_show=4, seed=3)).save(tmp_path / "w")
+    world = World.load(tmp_path / "w")
+    assert db.upsert_shows(world.shows) == len(world.shows)
+    assert db.upsert_episodes(world.episodes) == len(world.episodes)
+    expected = world.episodes[EPISODE_COLUMNS].sort_values("episode_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(db.episodes_frame(), expected, check_dtype=False)
+    shows = db.shows_frame()
+    assert shows["topics"].tolist() == [list(x) for x in world.shows.sort_values("show_id")["topics"]]
+
+
+def test_float_upcast_integer_column_with_gaps(db: CatalogDB) -> None:
+    db.upsert_shows(shows_frame())
+    rows = episodes_frame(3)
+    rows["duration_s"] = [60.0, np.nan, 90.0]  # what pandas makes of an int column with a missing value
+    db.upsert_episodes(rows)
+    got = db.episodes_frame()
+    assert str(got["duration_s"].dtype) == "Int64"
+    assert got["duration_s"].tolist()[0] == 60 and got["duration_s"].isna().tolist() == [False, True, False]
+    rows.loc[1, "duration_s"] = 1.5
+    with pytest.raises(CatalogError, match=r"row 1 .*field 'duration_s' must be an integer, got 1.5"):
+        db.upsert_episodes(rows)
