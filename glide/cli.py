@@ -17,8 +17,7 @@ COMMANDS: dict[str, str] = {
     "replay": "streams.replay_cli:replay",
     "streams": "streams.cli:streams",
     "sids": "glide_model.sids.cli:sids",
-    "train": "glide_model.training.cli:train",
-    "evaluate": "glide_model.training.cli:evaluate",
+    "train": "glide.jobs.train_cli:train",
     "bench": "benchmarks.cli:bench",
     "demo": "glide.demo:demo",
 }

@@ -38,7 +38,8 @@ def historical_inputs(store, listens: pd.DataFrame) -> pd.DataFrame:
     key = "event_id" if "event_id" in keep else None
     if key:
         joined = joined.set_index(key).loc[entity_df[key]].reset_index()
-    joined["listen_seconds_28d"] = joined["listen_seconds_28d"].fillna(0).astype("int64")
-    joined["ever_listened"] = joined["ever_listened"].fillna(False).astype(bool)
-    joined["habitual"] = joined["habitual"].fillna(False).astype(bool)
+    # No row for (user, show) means the user never listened to the show before the listen.
+    joined["listen_seconds_28d"] = pd.to_numeric(joined["listen_seconds_28d"]).fillna(0).astype("int64")
+    for column in ("ever_listened", "habitual"):
+        joined[column] = joined[column].astype("boolean").fillna(False).astype(bool)
     return joined

@@ -1,0 +1,225 @@
+"""`glide train --config FILE`: the offline training job, end to end.
+
+world events -> catalog DB -> Semantic IDs -> CF embeddings -> Feast offline store ->
+point-in-time training set (`glide_inputs` + listening state) -> grounding + instruction tuning ->
+evaluation against baselines -> merged export -> model registry.
+
+Time layout of the data window [t0, t1]:
+  [t0, t_cf)      CF model's training data; its embeddings are stamped t_cf (known from then on)
+  [t_cf, t_val)   instruction-tuning targets
+  [t_val, t1]     held-out validation targets (Recall@30 during and after training)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from glide.config import GlideSettings
+from glide.jobs.config_io import from_dict, read_config_file, to_dict
+
+
+@dataclass
+class SidSettings:
+    quantizer: str = "rkmeans"
+    levels: int = 4
+    codebook_size: int = 256
+    seed: int = 0
+    refit: bool = False  # False: reuse the newest matching quantizer in the catalog DB
+
+
+@dataclass
+class WindowSettings:
+    cf_days: float = 7.0
+    val_days: float = 4.0
+    max_val_examples: int = 300
+    k: int = 30
+
+
+@dataclass
+class TrainJobConfig:
+    world_dir: Path | None = None  # default <data_dir>/world; generated from `world` when missing
+    world: dict[str, Any] = field(default_factory=lambda: {"users": 300, "days": 35, "seed": 0})
+    sids: SidSettings = field(default_factory=SidSettings)
+    cf: dict[str, Any] = field(default_factory=dict)  # glide_model.cf.CFConfig fields
+    window: WindowSettings = field(default_factory=WindowSettings)
+    examples: dict[str, Any] = field(default_factory=dict)  # ExampleSamplingConfig fields
+    model: dict[str, Any] = field(default_factory=dict)  # GlideTrainConfig fields
+    run_name: str | None = None
+    promote: bool = True  # promote when GLIDE beats popularity on overall Recall@k
+
+
+def load_job_config(path: str | Path | None) -> TrainJobConfig:
+    return from_dict(TrainJobConfig, read_config_file(path) if path else {}, "train config")
+
+
+def _world(settings: GlideSettings, cfg: TrainJobConfig, console: Console):
+    from glide.world.generator import World, WorldConfig, generate_world
+
+    folder = cfg.world_dir or settings.data_dir / "world"
+    if (folder / "world.json").exists():
+        return World.load(folder)
+    console.print(f"[bold]world[/] none at {folder}: generating {cfg.world}")
+    world = generate_world(from_dict(WorldConfig, cfg.world, "world"))
+    world.save(folder)
+    return world
+
+
+def sids_for_catalog(settings: GlideSettings, db, episodes: pd.DataFrame, sid: SidSettings,
+                     console: Console) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """The catalog's current SID assignments; fits (and registers) a quantizer when none matches."""
+    from glide_model.sids.encoder import EmbeddingCache, TextEncoder, cache_dir_for, embed_episodes
+    from glide_model.sids.quantizer import make_quantizer
+
+    if not sid.refit:
+        for q in reversed(db.list_quantizers()):
+            if (q["kind"], q["levels"], q["codebook_size"]) == (sid.quantizer, sid.levels, sid.codebook_size):
+                assigned = db.sid_assignments(q["version"])
+                if set(episodes["episode_id"]) <= set(assigned):
+                    return q["version"], assigned
+    encoder = TextEncoder()
+    cache = EmbeddingCache(cache_dir_for(settings.data_dir, encoder.name))
+    emb = embed_episodes(encoder, episodes, cache=cache)
+    quantizer = make_quantizer(sid.quantizer, sid.levels, sid.codebook_size, sid.seed).fit(emb, encoder=encoder.name)
+    version = quantizer.meta.version
+    artifact = quantizer.save(settings.data_dir / "sids" / version)
+    codes = quantizer.encode(emb)
+    assigned = dict(zip(episodes["episode_id"], map(tuple, codes.tolist())))
+    db.register_quantizer(version, sid.quantizer, str(artifact), sid.levels, sid.codebook_size,
+                          dict(quantizer.meta.metrics or {}))
+    db.save_sid_assignments(version, assigned)
+    console.print(f"[bold]sids[/] fitted {version} on {len(episodes)} episodes")
+    return version, assigned
+
+
+def catalog_version(episodes: pd.DataFrame) -> str:
+    """Content hash of the episode ids a model was trained against."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(sorted(episodes["episode_id"])).encode()).hexdigest()
+    return f"catalog-{len(episodes)}-{digest[:10]}"
+
+
+def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console | None = None) -> dict[str, Any]:
+    """Run the whole job; returns the run record (also written to <out_dir>/run.json)."""
+    from glide.catalog import CatalogDB
+    from glide.jobs.offline_features import feature_tables, write_tables
+    from glide.jobs.training_set import historical_inputs
+    from glide_model.cf import CFConfig, train_cf
+    from glide_model.data.examples import ExampleSamplingConfig, examples_from_features
+    from glide_model.evaluation.baselines import CFRecommender, PopularityRecommender, episode_popularity
+    from glide_model.evaluation.glide import GlideRecommender
+    from glide_model.evaluation.metrics import evaluate
+    from glide_model.evaluation.report import plot_results, print_results
+    from glide_model.llm.checkpoint import export_merged, load_checkpoint
+    from glide_model.llm.decoding import HFBackend, merge_for_serving
+    from glide_model.llm.pipeline import GlideTrainConfig, train_glide
+    from glide_model.sids.collisions import CollisionTable
+    from glide_model.sids.trie import SidTrie
+    from streams.feature_store import apply_definitions, open_store
+
+    console = console or Console()
+    started = time.perf_counter()
+    run_name = cfg.run_name or time.strftime("glide-%Y%m%d-%H%M%S")
+    out_dir = settings.data_dir / "runs" / run_name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db = CatalogDB(settings.catalog_db_url)
+    db.migrate()
+
+    with db.job_run("train", params=to_dict(cfg)):
+        world = _world(settings, cfg, console)
+        listens, episodes = world.listens, world.episodes
+        db.upsert_shows(world.shows)
+        db.upsert_episodes(episodes)
+        qversion, assignments = sids_for_catalog(settings, db, episodes, cfg.sids, console)
+
+        t0, t1 = listens["ts"].min(), listens["ts"].max()
+        t_cf = t0 + pd.Timedelta(days=cfg.window.cf_days)
+        t_val = t1 - pd.Timedelta(days=cfg.window.val_days)
+        if not t0 < t_cf < t_val < t1:
+            raise ValueError(f"window: cf_days={cfg.window.cf_days} + val_days={cfg.window.val_days} do not fit "
+                             f"in the data's {(t1 - t0).days} days")
+        history = listens[listens["ts"] < t_cf]
+        console.print(f"[bold]cf[/] training on {len(history)} listens before {t_cf:%Y-%m-%d}")
+        cf_model = train_cf(history, **to_dict(from_dict(CFConfig, cfg.cf, "cf")))
+        cf_emb = cf_model.user_embeddings()
+
+        # Popularity known at training time (the world's own popularity column counts the future).
+        known = listens[listens["ts"] < t_val]
+        episodes = episodes.copy()
+        episodes["popularity"] = episodes["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
+
+        tables = feature_tables(listens, world.users, episodes, assignments, qversion,
+                                cf_embeddings=cf_emb, cf_timestamp=t_cf, context_timestamp=t0)
+        counts = write_tables(settings, tables)
+        store = open_store(settings)
+        apply_definitions(store)
+        console.print(f"[bold]feast[/] offline rows {counts}")
+
+        sampling = from_dict(ExampleSamplingConfig, cfg.examples, "examples")
+        targets = listens[listens["ts"] >= t_cf]
+        frame = historical_inputs(store, targets)
+        examples = examples_from_features(frame, sampling, assignments)
+        train_ex = examples[examples["ts"] < t_val].reset_index(drop=True)
+        val_all = examples[examples["ts"] >= t_val]
+        val_ex = val_all.sample(n=min(len(val_all), cfg.window.max_val_examples), random_state=0)
+        val_ex = val_ex.sort_values(["ts", "user_id"]).reset_index(drop=True)
+        console.print(f"[bold]examples[/] train {len(train_ex)}  val {len(val_ex)}  "
+                      f"(modes {train_ex['mode'].value_counts().to_dict()})")
+
+        model_cfg = from_dict(GlideTrainConfig, {"out_dir": str(out_dir), "data_dir": str(settings.data_dir),
+                                                 **cfg.model}, "model")
+        model_cfg.quantizer_version, model_cfg.catalog_version = qversion, catalog_version(episodes)
+        # The SID shape is the catalog's, never a separate model setting that could disagree.
+        model_cfg.levels, model_cfg.codebook_size = cfg.sids.levels, cfg.sids.codebook_size
+        show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
+        table = CollisionTable.from_frame(episodes, assignments)
+        context = listens[listens["ts"] < t_val]
+
+        def validate(backend, val_examples):
+            recs = GlideRecommender(backend, table, show_of, context).recommend(val_examples, cfg.window.k)
+            row = evaluate(recs, val_examples, cfg.window.k).loc["overall"]
+            return {f"recall@{cfg.window.k}": float(row[f"recall@{cfg.window.k}"])}
+
+        result = train_glide(model_cfg, episodes, assignments, train_ex, val_ex, validate=validate)
+
+        glm, manifest = load_checkpoint(result.checkpoint, device=model_cfg.device)
+        trie = SidTrie(np.asarray(list(assignments.values())), model_cfg.codebook_size)
+        backend = HFBackend(merge_for_serving(glm), trie, num_beams=cfg.window.k)
+        recommenders = [
+            GlideRecommender(backend, table, show_of, context, name=f"glide ({model_cfg.variant})"),
+            PopularityRecommender(known, context_listens=context, episodes=episodes),
+            CFRecommender(cf_model, known, context_listens=context, episodes=episodes),
+        ]
+        results = {r.name: evaluate(r.recommend(val_ex, cfg.window.k), val_ex, cfg.window.k) for r in recommenders}
+        print_results(results, console=console)
+        plot_results(results, out_dir / "metrics.png")
+
+        export_dir = export_merged(result.checkpoint, out_dir / "export")
+        k = cfg.window.k
+        glide_recall = float(results[recommenders[0].name].loc["overall", f"recall@{k}"])
+        pop_recall = float(results["popularity"].loc["overall", f"recall@{k}"])
+        metrics = {name: res.reset_index().to_dict(orient="records") for name, res in results.items()}
+        record = {
+            "run": run_name, "export": str(export_dir), "quantizer_version": qversion,
+            "catalog_version": model_cfg.catalog_version, "examples": {"train": len(train_ex), "val": len(val_ex)},
+            "sampling": sampling.to_record(), "grounding": result.grounding, "stages": result.stages,
+            "validations": result.validations, "metrics": metrics,
+            f"glide_recall@{k}": glide_recall, f"popularity_recall@{k}": pop_recall,
+            "window": {"t0": str(t0), "t_cf": str(t_cf), "t_val": str(t_val), "t1": str(t1)},
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        (out_dir / "run.json").write_text(json.dumps(record, indent=2, default=str))
+        db.register_model(run_name, str(export_dir), {"glide_recall": glide_recall, "popularity_recall": pop_recall},
+                          to_dict(cfg), (t0.to_pydatetime(), t1.to_pydatetime()))
+        if cfg.promote and glide_recall > pop_recall:
+            db.promote_model(run_name)
+            record["promoted"] = True
+        return record

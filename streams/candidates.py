@@ -1,0 +1,159 @@
+"""Session start -> GLIDE candidates (paper §4.4): read the user's `glide_inputs` from Feast, run
+30-beam SID generation, map SIDs to episodes with the popularity tie-breaker under eligibility rules,
+and cache the result in Feast (`glide_candidates`, read by rankers through `ranker_candidates`).
+
+Eligibility of an episode for a user: playable, in the user's locale, not already a candidate, not
+among the user's recent listens, and not from a show that is habitual for the user right now
+(>= 600 s in 28 days, read from `user_show_listening_28d` for the shows the beams touch).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from glide.habits import unflatten_codes
+from glide_model.llm.decoding import GenerationBackend, RecRequest
+from glide_model.sids.collisions import CollisionTable, Eligibility
+from streams.feature_store import online_features, push
+from streams.schemas import SessionStart
+
+MODES = ("familiar", "unfamiliar")
+
+
+@dataclass
+class CandidateConfig:
+    num_candidates: int = 30
+    default_mode: str = "unfamiliar"
+    # The control token per surface (paper §4.3.1): discovery surfaces ask for new shows.
+    mode_by_surface: dict[str, str] = field(default_factory=lambda: {
+        "home": "unfamiliar", "exploration": "unfamiliar", "search": "familiar", "show_page": "familiar",
+    })
+    locale_filter: bool = True
+
+
+@dataclass
+class CandidateSet:
+    user_id: str
+    session_event_id: str
+    mode: str
+    episode_ids: list[str]
+    scores: list[float]
+    model_version: str
+    generated_at_ms: int
+    latency_ms: float
+
+    def as_event(self) -> dict:
+        return {
+            "user_id": self.user_id, "session_event_id": self.session_event_id, "mode": self.mode,
+            "episode_ids": self.episode_ids, "scores": self.scores, "model_version": self.model_version,
+            "generated_at": self.generated_at_ms,
+        }
+
+
+def session_mode(session: SessionStart, config: CandidateConfig) -> str:
+    """`context.mode` when the caller asks for one, else the surface's default."""
+    asked = session.context.get("mode") if isinstance(session.context, dict) else None
+    if asked in MODES:
+        return asked
+    return config.mode_by_surface.get(session.surface, config.default_mode)
+
+
+class CandidateService:
+    """Pure request logic over a feature store, a generation backend and the collision table."""
+
+    def __init__(
+        self,
+        store,
+        backend: GenerationBackend,
+        table: CollisionTable,
+        show_of: Mapping[str, str],
+        model_version: str,
+        config: CandidateConfig | None = None,
+    ):
+        self.store = store
+        self.backend = backend
+        self.table = table
+        self.show_of = show_of
+        self.model_version = model_version
+        self.config = config or CandidateConfig()
+        self._inputs = store.get_feature_service("glide_inputs")
+        self._last_push_us = 0
+
+    def requests(self, sessions: Sequence[SessionStart]) -> tuple[list[RecRequest], list[list[str]]]:
+        """Prompt inputs per session from Feast, plus each user's recent episode ids."""
+        rows = online_features(self.store, self._inputs, [{"user_id": s.user_id} for s in sessions])
+        requests, recent = [], []
+        for i, s in enumerate(sessions):
+            levels = rows["sid_levels"][i] or self.table.levels
+            emb = rows["cf_embedding"][i]
+            requests.append(RecRequest(
+                history_codes=unflatten_codes(rows["recent_sid_codes"][i], levels),
+                mode=session_mode(s, self.config),
+                locale=rows["locale"][i],
+                affinity_topics=list(rows["affinity_topics"][i] or []),
+                cf_embedding=np.asarray(emb, dtype=np.float32) if emb else None,
+                user_id=s.user_id,
+            ))
+            recent.append(list(rows["recent_episode_ids"][i] or []))
+        return requests, recent
+
+    def habitual_shows(self, user_id: str, shows: set[str]) -> set[str]:
+        if not shows:
+            return set()
+        ordered = sorted(shows)
+        got = online_features(self.store, ["user_show_listening_28d:habitual"],
+                              [{"user_id": user_id, "show_id": s} for s in ordered])
+        return {s for s, h in zip(ordered, got["habitual"]) if h}
+
+    def recommend(self, sessions: Sequence[SessionStart]) -> list[CandidateSet]:
+        if not sessions:
+            return []
+        started = time.perf_counter()
+        requests, recent = self.requests(sessions)
+        beams = self.backend.generate(requests)
+        now_ms = int(time.time() * 1000)
+        out = []
+        for session, request, consumed, candidates in zip(sessions, requests, recent, beams):
+            sids = [codes for codes, _ in candidates]
+            touched = {self.show_of.get(e) for codes in sids for e in self.table.episodes(codes)} - {None}
+            habitual = self.habitual_shows(session.user_id, touched)
+            eligible = Eligibility.for_user(
+                locale=request.locale if self.config.locale_filter and request.locale else None,
+                consumed=consumed,
+                predicate=(lambda e, h=habitual: self.show_of.get(e) not in h) if habitual else None,
+            )
+            resolved = self.table.resolve_many(sids, eligible)
+            picked = [(e, float(score)) for e, (_, score) in zip(resolved, candidates) if e is not None]
+            picked = picked[: self.config.num_candidates]
+            out.append(CandidateSet(
+                user_id=session.user_id, session_event_id=session.event_id, mode=request.mode or "",
+                episode_ids=[e for e, _ in picked], scores=[s for _, s in picked],
+                model_version=self.model_version, generated_at_ms=now_ms,
+                latency_ms=(time.perf_counter() - started) * 1000 / len(sessions),
+            ))
+        return out
+
+    def publish(self, sets: Sequence[CandidateSet]) -> None:
+        """Cache candidates in Feast for rankers (one row per user; the newest wins)."""
+        if not sets:
+            return
+        # Strictly increasing push timestamps, also for one user twice in a millisecond: Feast's
+        # Redis store ignores a row that is not newer than the stored one.
+        stamps = []
+        for c in sets:
+            self._last_push_us = max(c.generated_at_ms * 1000, self._last_push_us + 1)
+            stamps.append(self._last_push_us)
+        push(self.store, "glide_candidates", pd.DataFrame({
+            "user_id": [c.user_id for c in sets],
+            "candidate_episode_ids": [c.episode_ids for c in sets],
+            "candidate_scores": [[float(s) for s in c.scores] for c in sets],
+            "mode": [c.mode for c in sets],
+            "model_version": [c.model_version for c in sets],
+            "generated_at": pd.to_datetime([c.generated_at_ms for c in sets], unit="ms", utc=True),
+            "event_timestamp": pd.to_datetime(stamps, unit="us", utc=True),
+        }))
