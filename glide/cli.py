@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "streams": "streams.cli:streams",
     "sids": "glide_model.sids.cli:sids",
     "train": "glide.jobs.train_cli:train",
+    "serve": "streams.serve_cli:serve",
+    "recommend": "streams.serve_cli:recommend",
     "bench": "benchmarks.cli:bench",
     "demo": "glide.demo:demo",
 }

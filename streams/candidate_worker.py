@@ -1,0 +1,101 @@
+"""The GLIDE worker: consumes `session-start`, generates candidates with a :class:`CandidateService`
+and writes them to Feast (`glide_candidates`) and to the `glide-candidates` topic.
+
+At-least-once: offsets are committed only after candidates (and dead letters) are written, so a
+crash re-generates a batch, which overwrites the same Feast rows. Inference runs in a worker thread
+so the consumer keeps heart-beating during long beam searches. Bad records never stop the worker:
+they go to `dead-letter` with the reason (`malformed_json`, `schema`, ..., or `inference_error`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import Counter, Histogram
+
+from glide.config import GlideSettings
+from streams import deadletter
+from streams.candidates import CandidateService
+from streams.schemas import SESSION_TOPIC, InvalidEvent, decode_session_start
+
+log = logging.getLogger("glide.worker")
+
+CANDIDATES_TOPIC = "glide-candidates"
+INFERENCE_ERROR = "inference_error"
+
+SESSIONS = Counter("glide_worker_sessions_total", "session-start records, by outcome", ["outcome"])
+LATENCY = Histogram("glide_worker_request_seconds", "Per-session candidate generation time (amortised over a batch)",
+                    buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+
+
+async def run_candidate_worker(
+    settings: GlideSettings,
+    service: CandidateService,
+    stop: asyncio.Event,
+    *,
+    group_id: str = "glide-worker",
+    max_batch: int = 16,
+    linger_ms: int = 50,
+    session_timeout_ms: int = 10_000,
+) -> None:
+    """Serve until ``stop`` is set."""
+    bootstrap = settings.bootstrap_servers()
+    consumer = AIOKafkaConsumer(
+        SESSION_TOPIC, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+        auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(1000, session_timeout_ms // 3), max_poll_interval_ms=300_000,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", client_id="glide-worker")
+    await producer.start()
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=linger_ms, max_records=max_batch)
+            records = [r for part in batches.values() for r in part]
+            if records:
+                await _handle(service, producer, records)
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def _handle(service: CandidateService, producer: AIOKafkaProducer, records) -> None:
+    sessions, origin, letters = [], [], []
+    for r in records:
+        try:
+            sessions.append(decode_session_start(r.value))
+            origin.append(r)
+        except InvalidEvent as exc:
+            letters.append(_letter(r, exc.reason, exc.detail))
+    if sessions:
+        started = time.perf_counter()
+        try:
+            results = await asyncio.to_thread(_recommend_and_publish, service, sessions)
+        except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the worker
+            log.exception("candidate generation failed for %d sessions", len(sessions))
+            letters.extend(_letter(r, INFERENCE_ERROR, f"{type(exc).__name__}: {exc}") for r in origin)
+            results = []
+        elapsed = time.perf_counter() - started
+        for c in results:
+            LATENCY.observe(elapsed / len(results))
+            await producer.send(CANDIDATES_TOPIC, key=c.user_id.encode(), value=orjson.dumps(c.as_event()))
+        await producer.flush()
+        SESSIONS.labels("served").inc(len(results))
+    await deadletter.send_all(producer, letters)
+    SESSIONS.labels("dead_letter").inc(len(letters))
+
+
+def _recommend_and_publish(service: CandidateService, sessions):
+    results = service.recommend(sessions)
+    service.publish(results)
+    return results
+
+
+def _letter(record, reason: str, detail: str) -> deadletter.DeadLetter:
+    return deadletter.DeadLetter(record.topic, record.partition, record.offset, record.key, record.value,
+                                 reason, detail)

@@ -1,0 +1,71 @@
+"""`glide serve` (the session-start worker) and `glide recommend` (one user, for people)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from glide.config import load_settings
+
+
+@click.command()
+@click.option("--model", "model_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Merged GLIDE export (default: the registry's promoted model).")
+@click.option("--backend", type=click.Choice(["hf", "vllm"]), default="hf", show_default=True)
+@click.option("--beams", type=int, default=30, show_default=True)
+@click.option("--max-batch", type=int, default=16, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+def serve(model_dir: Path | None, backend: str, beams: int, max_batch: int, data_dir: str | None) -> None:
+    """Consume session-start events and cache GLIDE candidates in Feast."""
+    from streams import logs
+    from streams.candidate_worker import run_candidate_worker
+    from streams.serving import build_service
+
+    logs.configure(json=True)
+    settings = load_settings(data_dir=data_dir)
+    service = build_service(settings, model_dir, backend, beams)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_candidate_worker(settings, service, stop, max_batch=max_batch)
+
+    asyncio.run(main())
+
+
+@click.command()
+@click.argument("user_ids", nargs=-1, required=True)
+@click.option("--mode", type=click.Choice(["familiar", "unfamiliar"]), default="unfamiliar", show_default=True)
+@click.option("--model", "model_dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option("--top", type=int, default=10, show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+def recommend(user_ids: tuple[str, ...], mode: str, model_dir: Path | None, top: int, data_dir: str | None) -> None:
+    """Generate candidates for USER_IDS now (same path as the worker) and show them with titles."""
+    from glide.catalog import CatalogDB
+    from streams.schemas import SessionStart
+    from streams.serving import build_service
+
+    settings = load_settings(data_dir=data_dir)
+    service = build_service(settings, model_dir)
+    now = int(time.time() * 1000)
+    sessions = [SessionStart(f"cli-{u}-{now}", u, now, "home", {"mode": mode}) for u in user_ids]
+    results = service.recommend(sessions)
+    service.publish(results)
+    db = CatalogDB.from_settings(settings)
+    console = Console()
+    for res in results:
+        table = Table(title=f"{res.user_id}: {res.mode} candidates ({res.latency_ms:.0f} ms, model {res.model_version})")
+        for col in ("#", "episode", "show", "title", "score"):
+            table.add_column(col)
+        for rank, (eid, score) in enumerate(zip(res.episode_ids[:top], res.scores[:top]), start=1):
+            ep = db.get_episode(eid) or {}
+            table.add_row(str(rank), eid, str(ep.get("show_id", "")), str(ep.get("title", ""))[:60], f"{score:.2f}")
+        console.print(table)

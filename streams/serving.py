@@ -1,0 +1,56 @@
+"""Assemble the GLIDE worker from the registry: the promoted (or given) model export, the SID
+assignments of the model's quantizer from the catalog DB, and the Feast store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from glide.config import ConfigError, GlideSettings
+from streams.candidates import CandidateConfig, CandidateService
+
+
+def build_service(
+    settings: GlideSettings,
+    model_dir: str | Path | None = None,
+    backend: str = "hf",
+    num_beams: int = 30,
+    config: CandidateConfig | None = None,
+) -> CandidateService:
+    from glide.catalog import CatalogDB
+    from glide_model.llm.checkpoint import Manifest, check_compatible, load_checkpoint
+    from glide_model.sids.collisions import CollisionTable
+    from glide_model.sids.trie import SidTrie
+    from streams.feature_store import open_store
+
+    db = CatalogDB.from_settings(settings)
+    version = None
+    if model_dir is None:
+        promoted = db.promoted_model()
+        if promoted is None:
+            raise ConfigError("no promoted model in the registry: run `glide train` (or pass --model DIR)")
+        model_dir, version = promoted["artifact_path"], promoted["version"]
+    model_dir = Path(model_dir)
+    manifest = Manifest.read(model_dir)
+    assignments = db.sid_assignments(manifest.quantizer_version)
+    if not assignments:
+        raise ConfigError(f"the catalog DB has no SIDs of quantizer {manifest.quantizer_version!r}, which the "
+                          f"model {model_dir} speaks: run `glide sids refresh` with that quantizer")
+    check_compatible(manifest, quantizer_version=manifest.quantizer_version, catalog_version=None)
+    episodes = db.episodes_frame()
+    table = CollisionTable.from_frame(episodes, assignments)
+    trie = SidTrie(np.asarray(list(assignments.values()), dtype=np.int64), manifest.codebook_size)
+    if backend == "vllm":
+        from glide_model.llm.vllm_backend import VLLMBackend  # only inside infra/vllm's venv
+
+        gen = VLLMBackend(model_dir, trie, num_beams=num_beams)
+    elif backend == "hf":
+        from glide_model.llm.decoding import HFBackend, merge_for_serving
+
+        glm, _ = load_checkpoint(model_dir, device="auto")
+        gen = HFBackend(merge_for_serving(glm), trie, num_beams=num_beams)
+    else:
+        raise ConfigError(f"unknown backend {backend!r}: use hf or vllm")
+    show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
+    return CandidateService(open_store(settings), gen, table, show_of, version or model_dir.name, config)

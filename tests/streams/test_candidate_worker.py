@@ -1,0 +1,152 @@
+"""Session start -> GLIDE candidates in Feast and on `glide-candidates`, through a real broker, real
+Feast and a real (tiny, untrained) GLIDE export: every candidate obeys the eligibility rules."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from glide.catalog import CatalogDB
+from glide_model.llm.backbone import tiny_llama
+from glide_model.llm.checkpoint import Manifest, export_merged, save_checkpoint
+from glide_model.llm.model import GlideLM
+from glide_model.llm.prompt import GLIDE, PromptBuilder
+from glide_model.llm.soft_prompt import SoftPromptProjector
+from glide_model.llm.vocab import extend_vocab
+from streams import deadletter
+from streams.candidate_worker import CANDIDATES_TOPIC, run_candidate_worker
+from streams.feature_store import apply_definitions, online_features, open_store, push
+from streams.serving import build_service
+
+M, K = 4, 8
+LOCALES = ("en-US", "de-DE")
+
+
+def _catalog(rng) -> tuple[pd.DataFrame, dict[str, tuple[int, ...]]]:
+    rows, codes = [], {}
+    for i in range(80):
+        show = f"s{i % 8}"
+        rows.append({
+            "episode_id": f"e{i:03d}", "show_id": show, "title": f"Episode {i}", "description": f"About {i}",
+            "locale": LOCALES[(i % 8) // 4], "playable": i % 13 != 0, "popularity": float(rng.integers(0, 100)),
+            "published_at": pd.Timestamp("2026-01-01", tz="UTC"), "duration_s": 1800, "topic": "news",
+        })
+        # Few distinct SIDs, so collisions (and the tie-breaker) are exercised.
+        codes[f"e{i:03d}"] = (i % 2, (i // 2) % 3, 0, i % 4)
+    return pd.DataFrame(rows), codes
+
+
+@pytest.fixture(scope="module")
+def served(embedded_stack, tmp_path_factory):
+    settings, _ = embedded_stack
+    rng = np.random.default_rng(0)
+    episodes, codes = _catalog(rng)
+    db = CatalogDB.from_settings(settings)
+    db.migrate()
+    db.upsert_shows([{"show_id": f"s{j}", "title": f"Show {j}", "locale": LOCALES[j // 4]} for j in range(8)])
+    db.upsert_episodes(episodes)
+    db.register_quantizer("q-worker", "rkmeans", "-", M, K, {})
+    db.save_sid_assignments("q-worker", codes)
+
+    work = tmp_path_factory.mktemp("model")
+    model, tok = tiny_llama(seed=1)
+    model.save_pretrained(work / "base")
+    tok.save_pretrained(work / "base")
+    vocab = extend_vocab(model, tok, M, K)
+    glm = GlideLM(model, tok, vocab, PromptBuilder(tok, vocab, GLIDE), SoftPromptProjector(8, model.config.hidden_size))
+    save_checkpoint(work / "ckpt", glm, Manifest(base_model=str(work / "base"), variant="glide", levels=M,
+                                                 codebook_size=K, quantizer_version="q-worker", catalog_version="c"))
+    export = export_merged(work / "ckpt", work / "export")
+
+    store = open_store(settings)
+    apply_definitions(store)
+    now = pd.Timestamp.now(tz="UTC")
+    push(store, "user_context", pd.DataFrame({
+        "user_id": ["u1", "u2"], "locale": list(LOCALES), "country": ["US", "DE"],
+        "affinity_topics": [["news"], ["sports"]], "event_timestamp": [now, now]}))
+    push(store, "user_recent_sids", pd.DataFrame({
+        "user_id": ["u1"], "recent_episode_ids": [["e000", "e002"]],
+        "recent_sid_codes": [list(codes["e000"] + codes["e002"])], "sid_levels": [M], "event_timestamp": [now]}))
+    push(store, "user_cf_embedding", pd.DataFrame({
+        "user_id": ["u1"], "cf_embedding": [rng.normal(size=8).astype(np.float32).tolist()], "event_timestamp": [now]}))
+    # Show s1 is a habit of u1: none of its episodes may be offered to u1.
+    push(store, "user_show_listening_28d", pd.DataFrame({
+        "user_id": ["u1"], "show_id": ["s1"], "listen_seconds_28d": [1200], "ever_listened": [True],
+        "last_listened_at": [now], "habitual": [True], "event_timestamp": [now]}))
+
+    service = build_service(settings, model_dir=export, num_beams=K)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers())
+    ts = int(time.time() * 1000)
+    for user in ("u1", "u2", "u-unknown"):
+        producer.send("session-start", key=user.encode(), value=orjson.dumps(
+            {"event_id": uuid.uuid4().hex, "user_id": user, "ts": ts, "surface": "home", "context": {}}))
+    producer.send("session-start", key=b"bad", value=b"{not json")
+    producer.send("session-start", key=b"bad", value=orjson.dumps({"event_id": "x", "user_id": 7, "ts": ts}))
+    producer.flush()
+
+    async def serve_until_done() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_candidate_worker(settings, service, stop, session_timeout_ms=6000))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            got = online_features(store, store.get_feature_service("ranker_candidates"),
+                                  [{"user_id": u} for u in ("u1", "u2", "u-unknown")])
+            if all(got["candidate_episode_ids"]):
+                break
+            await asyncio.sleep(0.5)
+        stop.set()
+        await task
+
+    asyncio.run(serve_until_done())
+    return settings, store, episodes.set_index("episode_id"), codes
+
+
+def test_candidates_reach_feast_and_obey_eligibility(served):
+    _, store, episodes, _ = served
+    got = online_features(store, store.get_feature_service("ranker_candidates"),
+                          [{"user_id": "u1"}, {"user_id": "u2"}, {"user_id": "u-unknown"}])
+    for user, ids, scores, locale in zip(("u1", "u2", "u-unknown"), got["candidate_episode_ids"],
+                                         got["candidate_scores"], ("en-US", "de-DE", None)):
+        assert ids, f"no candidates for {user}"
+        assert len(ids) == len(set(ids)) == len(scores)
+        rows = episodes.loc[ids]
+        assert rows["playable"].all()
+        if locale:
+            assert (rows["locale"] == locale).all()
+    u1 = episodes.loc[got["candidate_episode_ids"][0]]
+    assert not {"e000", "e002"} & set(u1.index)  # already consumed
+    assert "s1" not in set(u1["show_id"])  # habitual show
+    assert got["mode"][0] == "unfamiliar" and got["model_version"][0] == "export"
+
+
+def test_collisions_resolve_to_the_most_popular_eligible_episode(served):
+    _, store, episodes, codes = served
+    got = online_features(store, ["glide_candidates:candidate_episode_ids"], [{"user_id": "u2"}])
+    for eid in got["candidate_episode_ids"][0]:
+        bucket = episodes.loc[[e for e, c in codes.items() if c == codes[eid]]]
+        eligible = bucket[bucket["playable"] & (bucket["locale"] == "de-DE")]
+        assert eligible["popularity"].max() == episodes.loc[eid, "popularity"]
+
+
+def test_candidates_are_published_and_bad_sessions_dead_lettered(served):
+    settings = served[0]
+    consumer = KafkaConsumer(CANDIDATES_TOPIC, "dead-letter", bootstrap_servers=settings.bootstrap_servers(),
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    events, reasons = [], []
+    for record in consumer:
+        if record.topic == CANDIDATES_TOPIC:
+            events.append(orjson.loads(record.value))
+        else:
+            headers = deadletter.parse_headers(record.headers)
+            if headers.get(deadletter.SOURCE_TOPIC) == "session-start":
+                reasons.append(headers[deadletter.REASON])
+    consumer.close()
+    assert {e["user_id"] for e in events} >= {"u1", "u2", "u-unknown"}
+    assert sorted(reasons) == ["malformed_json", "schema"]
