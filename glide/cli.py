@@ -14,6 +14,7 @@ from glide.config import ConfigError
 COMMANDS: dict[str, str] = {
     "stack": "infra.stack_cli:stack",
     "world": "glide.world.cli:world",
+    "catalog": "glide.catalog.cli:catalog",
     "replay": "streams.replay_cli:replay",
     "streams": "streams.cli:streams",
     "sids": "glide_model.sids.cli:sids",

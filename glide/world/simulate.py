@@ -115,6 +115,9 @@ def _sample_rows(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _flat_cdf(weights: np.ndarray) -> np.ndarray:
     """Row r's CDF shifted by r, flattened: searchsorted(flat, r + u) samples row r in one call."""
+    # A row with no positive weight (e.g. no show in the user's language yet) samples uniformly
+    # instead of dividing by zero.
+    weights = np.where(weights.sum(axis=1, keepdims=True) > 0, weights, 1.0)
     cdf = np.cumsum(weights, axis=1)
     cdf = cdf / cdf[:, -1:]
     cdf[:, -1] = 1.0
