@@ -90,7 +90,7 @@ def _build_processor_class():
             super().__init__(vllm_config, device, is_pin_memory)
             extra = getattr(vllm_config, "additional_config", None) or {}
             path = extra.get(TRIE_CONFIG_KEY) if isinstance(extra, dict) else None
-            self.trie: SidTrie | None = None
+            self.trie: SidTrie | None = None  # None: only requests naming their allowed ids are constrained
             if path:
                 with open(path, "rb") as f:
                     snap = pickle.load(f)  # written by VLLMBackend into its own temp dir
@@ -123,6 +123,7 @@ def _build_processor_class():
             hit = self._allowed.get(prefix)
             if hit is None:
                 depth = len(prefix)
+                assert self.trie is not None
                 codes = self.trie.children(prefix) if depth < self.levels else np.empty(0, np.int64)
                 hit = self.sid_ids[depth, torch.from_numpy(codes)] if len(codes) else torch.empty(0, dtype=torch.long)
                 self._allowed[prefix] = hit
@@ -180,12 +181,12 @@ def _check_cpu_head_dim(model_dir: Path) -> None:
         )
 
 
-
 class VLLMBackend:
     """GenerationBackend on vLLM for a merged export folder; one engine per instance (``close()`` it).
 
     method: ``"auto"`` (built-in beam search for token prompts while the trie is unchanged, beam loop
-    for soft prompts) or ``"loop"`` (the beam loop for everything). ``llm_kwargs`` go to ``vllm.LLM``.
+    for soft prompts) or ``"loop"`` (the beam loop for everything). The versions, when given, are
+    checked like ``HFBackend.from_checkpoint`` does. ``llm_kwargs`` go to ``vllm.LLM``.
     """
 
     def __init__(
@@ -198,11 +199,14 @@ class VLLMBackend:
         method: str = "auto",
         dtype: str = "auto",
         seed: int = 0,
+        quantizer_version: str | None = None,
+        catalog_version: str | None = None,
+        allow_catalog_update: bool = False,
         **llm_kwargs: Any,
     ):
         from transformers import AutoTokenizer
 
-        from glide_model.llm.checkpoint import CheckpointError, Manifest
+        from glide_model.llm.checkpoint import CheckpointError, Manifest, check_compatible
         from glide_model.llm.prompt import PromptBuilder, PromptVariant
         from glide_model.llm.vocab import SidVocab
 
@@ -221,6 +225,12 @@ class VLLMBackend:
                 f"{self.export_dir} is a training checkpoint; vLLM serves merged exports: "
                 "run glide_model.llm.checkpoint.export_merged(checkpoint, out_dir) and serve out_dir"
             )
+        check_compatible(
+            manifest,
+            quantizer_version=quantizer_version,
+            catalog_version=catalog_version,
+            allow_catalog_update=allow_catalog_update,
+        )
         if (trie.levels, trie.codebook_size) != (manifest.levels, manifest.codebook_size):
             raise ValueError(
                 f"catalog trie is {trie.levels}x{trie.codebook_size} but the model speaks "
@@ -242,8 +252,9 @@ class VLLMBackend:
 
         _check_cpu_head_dim(self.export_dir)
         self._vllm = vllm
-        self._tmp = tempfile.TemporaryDirectory(prefix="glide-vllm-")
-        snap = Path(self._tmp.name) / "trie.pkl"
+        tmp = tempfile.TemporaryDirectory(prefix="glide-vllm-")
+        self._tmp: tempfile.TemporaryDirectory[str] | None = tmp
+        snap = Path(tmp.name) / "trie.pkl"
         with open(snap, "wb") as f:
             pickle.dump({"trie": trie, "sid_ids": self.vocab.sid_ids}, f)
         self._snapshot_size = len(trie)
@@ -260,7 +271,7 @@ class VLLMBackend:
             "additional_config": {TRIE_CONFIG_KEY: str(snap)},
             **llm_kwargs,
         }
-        model_dir = self._stage_model_dir(Path(self._tmp.name) / "model")
+        model_dir = self._stage_model_dir(Path(tmp.name) / "model")
         self.llm = vllm.LLM(model=str(model_dir), tokenizer=str(model_dir), **kwargs)
         self.last_run: dict[str, Any] = {}  # path taken ("builtin" | "loop") and seconds of the last generate
 
@@ -312,9 +323,9 @@ class VLLMBackend:
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
-        if getattr(self, "_tmp", None) is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        tmp, self._tmp = getattr(self, "_tmp", None), None
+        if tmp is not None:
+            tmp.cleanup()
 
     def __enter__(self) -> VLLMBackend:
         return self
@@ -329,6 +340,7 @@ class VLLMBackend:
         """Projected CF vector per request (the learned default where cf is None), as in GlideLM.embed."""
         from glide_model.llm.model import collate
 
+        assert self.projector is not None
         batch = collate(items, self.tokenizer.pad_token_id or 0, cf=cf, d_cf=self.projector.d_cf)
         return self.projector(batch.cf, batch.has_cf)
 
@@ -408,7 +420,7 @@ class VLLMBackend:
             beams = [sorted(g, key=lambda b: b[1], reverse=True)[: self.num_beams] for g in grown]
         return [self._finish(live) for live in beams]
 
-    def _finish(self, cands: list[tuple[Sequence[int], float]]) -> list[Candidate]:
+    def _finish(self, cands: Sequence[tuple[Sequence[int], float]]) -> list[Candidate]:
         """Token sequences -> distinct trie-valid SIDs with finite scores, best first, at most num_return."""
         out: list[Candidate] = []
         seen: set[tuple[int, ...]] = set()
