@@ -38,7 +38,9 @@ class SoftPromptProjector(nn.Module):
         if cf.shape[-1] != self.d_cf:
             raise ValueError(f"CF embedding has dim {cf.shape[-1]}, the projector expects {self.d_cf}")
         param = self.default
-        projected = self.out_norm(self.mlp(cf.to(param.dtype)))
+        # fp32 even under bf16 autocast: the projector is tiny and its RMS norm wants matching dtypes.
+        with torch.autocast(device_type=param.device.type, enabled=False):
+            projected = self.out_norm(self.mlp(cf.to(param.dtype)))
         return torch.where(has_cf.to(projected.device)[:, None], projected, param[None, :].expand_as(projected))
 
 

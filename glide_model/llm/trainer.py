@@ -43,7 +43,7 @@ class BatchSampler:
         if n == 0:
             raise ValueError("no training examples")
         self.n, self.batch_size = n, batch_size
-        w = None if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float64))
+        w = None if weights is None else torch.tensor(np.array(weights, dtype=np.float64))
         if w is not None:
             if w.shape[0] != n or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
                 raise ValueError("sampling weights must be finite, >= 0, one per example, and not all 0")

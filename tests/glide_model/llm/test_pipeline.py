@@ -60,16 +60,16 @@ def test_end_to_end_overfit_beats_chance(trained, world):
     trained_exact = exact_match(HFBackend(merge_for_serving(glm), trie_of(codes), num_beams=10), examples)
     chance = 1 / len(codes)
     assert untrained <= 0.15
-    assert trained_exact >= max(0.3, 6 * chance), f"exact match {trained_exact} after training"
+    assert trained_exact >= max(0.5, 10 * chance), f"exact match {trained_exact} after training"
 
 
 def test_resume_continues_exactly(trained, world, tmp_path):
     catalog, codes, examples = world
     cfg, result = trained
-    mid = cfg.out_dir / "checkpoints" / "instruct-step000030"
-    assert Manifest.read(mid).stage == "instruct" and Manifest.read(mid).step == 30
+    mid = cfg.out_dir / "checkpoints" / "instruct-step000045"
+    assert Manifest.read(mid).stage == "instruct" and Manifest.read(mid).step == 45
     resumed = train_glide(run_config(tmp_path), catalog, codes, examples, resume_from=mid)
-    assert resumed.stages["instruct"]["steps"] == 60
+    assert resumed.stages["instruct"]["steps"] == 90
     a = load_file(str(result.checkpoint / "adapter" / "adapter_model.safetensors"))
     b = load_file(str(resumed.checkpoint / "adapter" / "adapter_model.safetensors"))
     assert a.keys() == b.keys()

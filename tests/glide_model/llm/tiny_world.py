@@ -66,7 +66,7 @@ def run_config(out_dir) -> GlideTrainConfig:
             stage2=LoopConfig(max_steps=20, batch_size=16, lr=1e-2, warmup_steps=2),
             eval_episodes=24,
         ),
-        instruct=LoopConfig(max_steps=60, batch_size=10, lr=1e-2, warmup_steps=2, ckpt_every=30),
+        instruct=LoopConfig(max_steps=90, batch_size=10, lr=1e-2, warmup_steps=2, ckpt_every=45),
     )
 
 

