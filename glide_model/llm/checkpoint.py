@@ -141,7 +141,8 @@ def save_checkpoint(
         rows["output"] = w_out.detach()[ids].float().cpu().contiguous()
     save_file(rows, str(tmp / "new_embeddings.safetensors"))
     if hasattr(glm.model, "peft_config"):
-        glm.model.save_pretrained(tmp / "adapter")
+        # The new rows are saved above; without this PEFT would copy the whole resized embedding matrix.
+        glm.model.save_pretrained(tmp / "adapter", save_embedding_layers=False)
     if glm.projector is not None:
         state = {k: v.detach().float().cpu().contiguous() for k, v in glm.projector.state_dict().items()}
         save_file(state, str(tmp / "projector.safetensors"))

@@ -81,6 +81,28 @@ def test_resume_continues_exactly(trained, world, tmp_path):
         torch.testing.assert_close(pa[k], pb[k], rtol=0, atol=1e-6)
 
 
+def test_resume_inside_grounding_stages_is_exact(world, tmp_path):
+    catalog, codes, examples = world
+
+    def config(name):
+        cfg = run_config(tmp_path / name)
+        cfg.grounding.stage1.ckpt_every = cfg.grounding.stage2.ckpt_every = 10
+        cfg.grounding.eval_episodes = 0
+        cfg.instruct.max_steps, cfg.instruct.ckpt_every = 5, 0
+        return cfg
+
+    full = train_glide(config("full"), catalog, codes, examples)
+    stage1 = full.checkpoint.parent / "checkpoints" / "grounding_stage1-step000010"
+    adapter = load_file(str(stage1 / "adapter" / "adapter_model.safetensors"))
+    assert adapter and all("trainable_tokens_delta" in k for k in adapter)  # only the SID rows, never the matrix
+    for mid in (stage1, full.checkpoint.parent / "checkpoints" / "grounding_stage2-step000010"):
+        resumed = train_glide(config(mid.name), catalog, codes, examples, resume_from=mid)
+        for f in ("adapter/adapter_model.safetensors", "new_embeddings.safetensors", "projector.safetensors"):
+            a, b = load_file(str(full.checkpoint / f)), load_file(str(resumed.checkpoint / f))
+            for k in a:
+                torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
 def _logits(glm, examples):
     items = glm.prompts.encode_rec(examples.to_dict("records"))
     batch = glm.collate(items, list(examples["cf_embedding"])).to(glm.device)
@@ -101,6 +123,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(world, tmp_path):
     glm.eval()
     manifest = Manifest(str(tmp_path / "base"), "glide", M, K, "q1", "c1")
     save_checkpoint(tmp_path / "ckpt", glm, manifest)
+    assert all("lora_" in k for k in load_file(str(tmp_path / "ckpt" / "adapter" / "adapter_model.safetensors")))
     loaded, m2 = load_checkpoint(tmp_path / "ckpt")
     assert (m2.levels, m2.codebook_size, m2.quantizer_version) == (M, K, "q1")
     head = examples.iloc[:6]
