@@ -32,6 +32,14 @@ from glide.config import ConfigError, GlideSettings
 
 Row = tuple[tuple[str, ...], Sequence[Any], int]  # (entity values in join-key order, feature values, ts µs)
 
+
+class _Skip:
+    def __repr__(self) -> str:
+        return "SKIP"
+
+
+SKIP = _Skip()  # a feature value meaning "unchanged: leave the stored value as it is"
+
 _STRING_TAG = 2  # feast ValueType.STRING: the type tag inside serialized entity keys
 
 
@@ -48,8 +56,24 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+_VARINTS = [_varint(i) for i in range(1 << 14)]  # one or two bytes: SID codes, lengths, small counts
+
+
 def _len_field(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+    n = len(payload)
+    return _varint(field << 3 | 2) + (_VARINTS[n] if n < 16384 else _varint(n)) + payload
+
+
+_ELEMENTS: dict[str, bytes] = {}  # string -> its bytes as one element of a StringList (episode ids repeat)
+
+
+def _element(x: str) -> bytes:
+    b = _ELEMENTS.get(x)
+    if b is None:
+        if len(_ELEMENTS) > 1_000_000:
+            _ELEMENTS.clear()
+        b = _ELEMENTS[x] = _len_field(1, str(x).encode())
+    return b
 
 
 def _v_int(field: int):
@@ -80,12 +104,17 @@ def _v_ts(v: Any) -> bytes:
 
 
 def _v_string_list(v: Any) -> bytes:
-    return _len_field(12, b"".join(_len_field(1, str(x).encode()) for x in v))
+    return _len_field(12, b"".join(map(_element, v)))
 
 
 def _v_int64_list(v: Any) -> bytes:
-    packed = b"".join(_varint(int(x)) for x in v)
-    return _len_field(14, _len_field(1, packed) if packed else b"")
+    if not len(v):
+        return b"\x72\x00"
+    if min(v) >= 0 and max(v) < 16384:
+        packed = b"".join(map(_VARINTS.__getitem__, v))
+    else:
+        packed = b"".join(_varint(int(x)) for x in v)
+    return _len_field(14, _len_field(1, packed))
 
 
 def _v_float_list(v: Any) -> bytes:
@@ -152,8 +181,9 @@ class ViewLayout:
             parts.append(b)
         return b"".join(parts)
 
-    def encode(self, values: Sequence[Any]) -> list[bytes]:
-        return [b"" if v is None else enc(v) for enc, v in zip(self.encoders, values)]
+    def encode(self, values: Sequence[Any]) -> list[bytes | None]:
+        """Value protobuf bytes per feature; None for SKIP."""
+        return [b"" if v is None else None if v is SKIP else enc(v) for enc, v in zip(self.encoders, values)]
 
 
 def layout_path(settings: GlideSettings, project: str) -> Path:
@@ -232,7 +262,8 @@ class OnlineWriter:
 
     def write(self, view: str, rows: Iterable[Row]) -> int:
         """Write rows (entity values in join-key order, feature values in the view's feature order,
-        event time in µs); rows older than what is stored are dropped by the store. Returns rows sent."""
+        event time in µs); rows older than what is stored are dropped by the store, and SKIP values
+        leave that feature as stored. Returns rows sent."""
         v = self.view(view)
         rows = list(rows)
         if rows:
@@ -270,6 +301,8 @@ class OnlineWriter:
         self._conn = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer and vice versa
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA cache_size=-131072")  # 128 MiB: the hot part of the store stays parsed
+        self._conn.execute("PRAGMA wal_autocheckpoint=8192")
         self._tables: dict[str, str] = {}
         self._sql: dict[str, tuple[str, bool]] = {}
         for name in self.views:
@@ -306,6 +339,8 @@ class OnlineWriter:
             ek = v.entity_key(key)
             ts = ts_us // 1_000_000  # what Feast's own sqlite adapter stores: epoch seconds
             for fname, kind, blob, value in zip(features, kinds, v.encode(values), values):
+                if blob is None:
+                    continue
                 text, num = _text_num(kind, value)
                 if has_num:
                     params.append((ek, fname, blob, text, num, ts, created, ts_us))
@@ -351,6 +386,7 @@ return 1
                 ts = (b"\x08" + _varint(secs) if secs else b"") + (b"\x10" + _varint(us * 1000) if us else b"")
                 args: list[Any] = [mine, ts_us, feast_ts, ts]
                 for f, blob in zip(fields, v.encode(values)):
-                    args += [f, blob]
+                    if blob is not None:
+                        args += [f, blob]
                 self._script(keys=[v.entity_key(key) + project], args=args, client=pipe)
             pipe.execute()

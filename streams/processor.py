@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ class ListenProcessor:
         self.consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
         self._chaos = cfg.chaos_points()
+        self._inflight: tuple | None = None  # (committed work, push future, start time)
+        self._write_lock = threading.Lock()
         self._rng = random.Random()
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -93,6 +96,9 @@ class ListenProcessor:
             max_poll_records=self.cfg.batch_max_records, session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(500, session_ms // 4), rebalance_timeout_ms=max(session_ms, 30_000),
             max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024,
+            # A fetch long-polls at most this long. Measured on tansu: aiokafka's 500 ms default gave a
+            # 590 ms median freshness at 5k events/s, 50 ms gave 210 ms.
+            fetch_max_wait_ms=self.cfg.batch_timeout_ms,
         )
         await self.consumer.start()
         self.consumer.subscribe([TOPIC], listener=_Rebalance(self))
@@ -100,6 +106,8 @@ class ListenProcessor:
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self._inflight is not None:
+            await self.flush()
         if self.consumer is not None:
             await self.consumer.stop()
         if self._own_producer and self.producer is not None:
@@ -126,6 +134,8 @@ class ListenProcessor:
                     work[p] = []  # retry parked listens even when the partition is idle
             if work:
                 await self.handle(work)
+            else:
+                await self.flush()
 
     # -- assignment ----------------------------------------------------------------------------------
 
@@ -135,7 +145,7 @@ class ListenProcessor:
         now = S.now_ms()
         for p in st.parked.values():  # the catalog wait counts while a worker runs, not while all were down
             p.parked_at_ms = max(p.parked_at_ms, now)
-        pairs, users = st.unpushed_rows(self.catalog.sid, self.catalog.levels)
+        pairs, users = st.unpushed_rows(self.catalog.codes.get, self.catalog.levels)
         if pairs or users:  # the last commit before a crash may not have reached the online store
             self._push(pairs, users)
         st.confirm_pushed_now()
@@ -148,6 +158,8 @@ class ListenProcessor:
     # -- one batch -----------------------------------------------------------------------------------
 
     async def handle(self, work: dict[int, list]) -> None:
+        """Process one fetched batch. Its rows are written to the online store in the background
+        while the next batch is fetched and processed; the next commit waits for that write."""
         t0 = time.perf_counter()
         items: list[_Work] = []
         for p, records in work.items():
@@ -156,9 +168,11 @@ class ListenProcessor:
                 w = self._process(st, records)
                 if w is not None:
                     items.append(w)
+        if items:
+            await send_all(self.producer, [d for w in items for d in w.dead])
+        await self.flush()  # the previous batch is online before this one commits
         if not items:
             return
-        await send_all(self.producer, [d for w in items for d in w.dead])
         self._maybe_crash("before_commit")
         committed: list[_Work] = []
         for w in items:
@@ -179,8 +193,15 @@ class ListenProcessor:
         pairs = [r for w in committed for r in w.pair_rows]
         users = [r for w in committed for r in w.user_rows]
         self._maybe_crash("after_commit")
-        await asyncio.to_thread(self._push, pairs, users)
-        pushed_at = time.time()
+        self._inflight = (committed, asyncio.ensure_future(asyncio.to_thread(self._push, pairs, users)), t0)
+
+    async def flush(self) -> None:
+        """Wait for the batch being written online; then record it as pushed and commit its offsets."""
+        if self._inflight is None:
+            return
+        committed, push, t0 = self._inflight
+        pushed_at = await push  # a failed write raises here: crash-only, the state will re-push
+        self._inflight = None
         self._maybe_crash("after_push")
         offsets = {}
         for w in committed:
@@ -219,12 +240,15 @@ class ListenProcessor:
         if self.on_batch is not None:
             self.on_batch(r)
 
-    def _push(self, pairs: list, users: list) -> None:
-        for view, rows in ((PAIR_VIEW, pairs), (RECENT_VIEW, users)):
-            if rows:
-                t0 = time.perf_counter()
-                self.writer.write(view, rows)
-                PUSH_LATENCY.labels(view).observe(time.perf_counter() - t0)
+    def _push(self, pairs: list, users: list) -> float:
+        """Write rows online (one writer at a time); returns the wall clock when they are visible."""
+        with self._write_lock:
+            for view, rows in ((PAIR_VIEW, pairs), (RECENT_VIEW, users)):
+                if rows:
+                    t0 = time.perf_counter()
+                    self.writer.write(view, rows)
+                    PUSH_LATENCY.labels(view).observe(time.perf_counter() - t0)
+        return time.time()
 
     def _process(self, st: PartitionState, records: list) -> _Work | None:
         """Apply records (in offset order) to the in-memory state; nothing is persisted here."""
@@ -258,7 +282,7 @@ class ListenProcessor:
             if isinstance(ev, S.Watermark):
                 st.advance(ev.ts)
                 continue
-            if st.is_duplicate(ev.event_id, ev.user_id, ev.show_id):
+            if st.is_duplicate(ev.event_id):
                 report.duplicates += 1
                 continue
             if ev.ts < st.watermark - lateness:
@@ -287,7 +311,7 @@ class ListenProcessor:
             return None
         st.stamp_batch()
         w = _Work(st, records, next_offset, report, dead)
-        w.pair_rows, w.user_rows = st.batch_rows(cat.sid, cat.levels)
+        w.pair_rows, w.user_rows = st.batch_rows(cat.codes.get, cat.levels)
         return w
 
     def _apply(self, st: PartitionState, event_id: str, user_id: str, episode_id: str, show_id: str,

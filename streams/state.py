@@ -24,12 +24,14 @@ import sqlite3
 from bisect import insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import orjson
 
 from glide.habits import HABIT_THRESHOLD_SECONDS
 from streams.config import WINDOW_MS
+from streams.online_writer import SKIP
 
 NO_TIME = -1
 
@@ -41,10 +43,15 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta VALUES (0, 0, 0, -1, 0);
 CREATE TABLE IF NOT EXISTS pairs (
     user_id TEXT NOT NULL, show_id TEXT NOT NULL, last_ts INTEGER NOT NULL, push_us INTEGER NOT NULL,
-    listens BLOB NOT NULL, changed_version INTEGER NOT NULL, PRIMARY KEY (user_id, show_id)) WITHOUT ROWID;
+    changed_version INTEGER NOT NULL, PRIMARY KEY (user_id, show_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS window_listens (
+    event_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, show_id TEXT NOT NULL, ts INTEGER NOT NULL,
+    seconds INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS users (
-    user_id TEXT PRIMARY KEY, push_us INTEGER NOT NULL, recent BLOB NOT NULL,
-    changed_version INTEGER NOT NULL) WITHOUT ROWID;
+    user_id TEXT PRIMARY KEY, push_us INTEGER NOT NULL, changed_version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS recent (
+    user_id TEXT NOT NULL, ts INTEGER NOT NULL, event_id TEXT NOT NULL, episode_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, ts, event_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS parked (
     record_offset INTEGER PRIMARY KEY, event BLOB NOT NULL, raw BLOB, key BLOB,
     parked_at_ms INTEGER NOT NULL, produced_ms INTEGER NOT NULL);
@@ -54,23 +61,25 @@ CREATE TABLE IF NOT EXISTS parked (
 class PairState:
     """listens: (ts, seconds, event_id) inside the 28-day window, sorted; total: their seconds."""
 
-    __slots__ = ("listens", "total", "last_ts", "push_us")
+    __slots__ = ("listens", "total", "last_ts", "push_us", "sent")
 
     def __init__(self, listens: list | None = None, last_ts: int = NO_TIME, push_us: int = 0):
         self.listens: list[tuple[int, int, str]] = listens or []
-        self.total = sum(x[1] for x in self.listens)
+        self.total = sum(x[1] for x in listens) if listens else 0
         self.last_ts = last_ts
         self.push_us = push_us
+        self.sent: tuple[int, int] | None = None  # (total, last_ts) last written by this process
 
 
 class UserState:
     """recent: the last `cap` (ts, event_id, episode_id) of episodes with a SID, sorted."""
 
-    __slots__ = ("recent", "push_us")
+    __slots__ = ("recent", "push_us", "sent_levels")
 
     def __init__(self, recent: list | None = None, push_us: int = 0):
         self.recent: list[tuple[int, str, str]] = recent or []
         self.push_us = push_us
+        self.sent_levels: int | None = None
 
 
 @dataclass
@@ -101,6 +110,8 @@ class PartitionState:
         # NORMAL: a commit survives a killed process (the WAL is in the OS cache); only a power loss
         # can lose the last commits, and then Kafka still holds the events to redo them.
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA wal_autocheckpoint=8192")  # fewer, larger checkpoints (each one fsyncs)
+        self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(_SCHEMA)
         self._load()
 
@@ -113,17 +124,25 @@ class PartitionState:
         self.pairs: dict[tuple[str, str], PairState] = {}
         self.users: dict[str, UserState] = {}
         self.heap: list[tuple[int, str, str]] = []
+        self.window_ids: set[str] = set()  # event ids of the listens inside the window (dedup)
         self.unpushed_pairs: list[tuple[str, str]] = []
         self.unpushed_users: list[str] = []
-        for u, s, last_ts, push_us, blob, changed in db.execute("SELECT * FROM pairs"):
-            listens = [tuple(x) for x in orjson.loads(blob)]
-            self.pairs[(u, s)] = PairState(listens, last_ts, push_us)
-            self.heap.extend((x[0] + self.window_ms, u, s) for x in listens)
+        window: dict[tuple[str, str], list] = {}
+        for event_id, u, s, ts, secs in db.execute(
+                "SELECT event_id, user_id, show_id, ts, seconds FROM window_listens ORDER BY ts, seconds, event_id"):
+            window.setdefault((u, s), []).append((ts, secs, event_id))
+            self.heap.append((ts + self.window_ms, u, s))
+            self.window_ids.add(event_id)
+        heapq.heapify(self.heap)
+        for u, s, last_ts, push_us, changed in db.execute("SELECT * FROM pairs"):
+            self.pairs[(u, s)] = PairState(window.get((u, s)), last_ts, push_us)
             if changed > self.pushed_version:
                 self.unpushed_pairs.append((u, s))
-        heapq.heapify(self.heap)
-        for u, push_us, blob, changed in db.execute("SELECT * FROM users"):
-            self.users[u] = UserState([tuple(x) for x in orjson.loads(blob)], push_us)
+        recent: dict[str, list] = {}
+        for u, ts, event_id, episode_id in db.execute("SELECT * FROM recent ORDER BY user_id, ts, event_id"):
+            recent.setdefault(u, []).append((ts, event_id, episode_id))
+        for u, push_us, changed in db.execute("SELECT * FROM users"):
+            self.users[u] = UserState(recent.get(u), push_us)
             if changed > self.pushed_version:
                 self.unpushed_users.append(u)
         self.parked: dict[int, Parked] = {}
@@ -137,6 +156,11 @@ class PartitionState:
         self.dirty_users: dict[str, int] = {}
         self.new_parked: list[Parked] = []
         self.gone_parked: list[int] = []
+        # Row-level changes of this batch, written by commit(): whole lists are never rewritten.
+        self.entered: list[tuple] = []  # (event_id, user, show, ts, seconds) into the window
+        self.left: list[str] = []  # event ids out of the window
+        self.recent_in: list[tuple] = []  # (user, ts, event_id, episode_id)
+        self.recent_out: list[tuple] = []  # (user, ts, event_id)
 
     def reload(self) -> None:
         """Drop in-memory changes and read the committed state again."""
@@ -151,12 +175,9 @@ class PartitionState:
         if ts > self.watermark:
             self.watermark = ts
 
-    def is_duplicate(self, event_id: str, user_id: str, show_id: str) -> bool:
-        """Seen before: still in its pair's window (lateness < window keeps it there) or parked."""
-        if event_id in self.parked_ids:
-            return True
-        pair = self.pairs.get((user_id, show_id))
-        return pair is not None and any(x[2] == event_id for x in pair.listens)
+    def is_duplicate(self, event_id: str) -> bool:
+        """Seen before: still inside the window (lateness < window keeps it there) or parked."""
+        return event_id in self.window_ids or event_id in self.parked_ids
 
     def apply_listen(self, event_id: str, user_id: str, show_id: str, episode_id: str, seconds: int,
                      ts: int, has_sid: bool) -> None:
@@ -166,6 +187,8 @@ class PartitionState:
             pair = self.pairs[key] = PairState()
         if ts > self.watermark - self.window_ms:  # inside (W - 28 d, W]
             insort(pair.listens, (ts, seconds, event_id))
+            self.window_ids.add(event_id)
+            self.entered.append((event_id, user_id, show_id, ts, seconds))
             pair.total += seconds
             heapq.heappush(self.heap, (ts + self.window_ms, user_id, show_id))
         if ts > pair.last_ts:
@@ -180,8 +203,10 @@ class PartitionState:
             recent = user.recent
             if len(recent) < self.cap or entry > recent[0]:
                 insort(recent, entry)
+                self.recent_in.append((user_id, ts, event_id, episode_id))
                 if len(recent) > self.cap:
-                    del recent[0]
+                    gone = recent.pop(0)
+                    self.recent_out.append((user_id, gone[0], gone[1]))
                 if self.dirty_users.get(user_id, NO_TIME) < ts:
                     self.dirty_users[user_id] = ts
 
@@ -200,6 +225,8 @@ class PartitionState:
                 if x[0] > cut:
                     break
                 pair.total -= x[1]
+                self.window_ids.discard(x[2])
+                self.left.append(x[2])
                 n += 1
             left_at = pair.listens[n - 1][0] + self.window_ms
             del pair.listens[:n]
@@ -227,18 +254,30 @@ class PartitionState:
         state.push_us = ts
         return ts
 
-    def pair_row(self, key: tuple[str, str]) -> tuple:
+    def pair_row(self, key: tuple[str, str], delta: bool = True) -> tuple:
+        """The pair's online row. With ``delta``, features unchanged since this process last wrote
+        them are SKIP: fewer rows to write (ever_listened never changes once written). Anything
+        loaded from disk is written in full first, so a skipped value is always already stored or
+        in flight (and a crash before it lands re-pushes the full row)."""
         p = self.pairs[key]
-        return (key, [p.total, True, p.last_ts, p.total >= HABIT_THRESHOLD_SECONDS], p.push_us)
+        habitual = p.total >= HABIT_THRESHOLD_SECONDS
+        sent, p.sent = p.sent, (p.total, p.last_ts)
+        if not delta or sent is None:
+            return (key, [p.total, True, p.last_ts, habitual], p.push_us)
+        return (key, [p.total if p.total != sent[0] else SKIP, SKIP, p.last_ts if p.last_ts != sent[1] else SKIP,
+                      habitual if habitual != (sent[0] >= HABIT_THRESHOLD_SECONDS) else SKIP], p.push_us)
 
     def user_row(self, user_id: str, codes: Callable[[str], tuple | None], levels: int) -> tuple:
-        episodes, flat = [], []
-        for _, _, ep in self.users[user_id].recent:
-            c = codes(ep)
-            if c is not None and len(c) == levels:
-                episodes.append(ep)
-                flat.extend(c)
-        return ((user_id,), [episodes, flat, levels], self.users[user_id].push_us)
+        user = self.users[user_id]
+        episodes = [x[2] for x in user.recent]
+        sids = list(map(codes, episodes))
+        flat = list(chain.from_iterable(sids)) if None not in sids else None
+        if flat is None or len(flat) != levels * len(episodes):  # a SID withdrawn since: leave it out
+            keep = [i for i, c in enumerate(sids) if c is not None and len(c) == levels]
+            episodes = [episodes[i] for i in keep]
+            flat = list(chain.from_iterable(sids[i] for i in keep))
+        same_levels, user.sent_levels = user.sent_levels == levels, levels
+        return ((user_id,), [episodes, flat, SKIP if same_levels else levels], user.push_us)
 
     def stamp_batch(self) -> None:
         """Give every entity changed in this batch its push timestamp (part of the committed state)."""
@@ -254,7 +293,7 @@ class PartitionState:
 
     def unpushed_rows(self, codes: Callable[[str], tuple | None], levels: int) -> tuple[list, list]:
         """Rows of entities whose last change may not have reached the online store (after a crash)."""
-        pairs = [self.pair_row(k) for k in self.unpushed_pairs if k in self.pairs]
+        pairs = [self.pair_row(k, delta=False) for k in self.unpushed_pairs if k in self.pairs]
         users = [self.user_row(u, codes, levels) for u in self.unpushed_users if u in self.users]
         return pairs, users
 
@@ -275,18 +314,16 @@ class PartitionState:
             (current,) = db.execute("SELECT version FROM meta").fetchone()
             if current != self.version:
                 raise StaleState(f"partition {self.partition}: state version {current} != {self.version}")
-            if self.dirty_pairs:
-                db.executemany(
-                    "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?)",
-                    [(u, s, p.last_ts, p.push_us, orjson.dumps(p.listens), new_version)
-                     for (u, s), p in ((k, self.pairs[k]) for k in self.dirty_pairs)],
-                )
-            if self.dirty_users:
-                db.executemany(
-                    "INSERT OR REPLACE INTO users VALUES (?, ?, ?, ?)",
-                    [(u, self.users[u].push_us, orjson.dumps(self.users[u].recent), new_version)
-                     for u in self.dirty_users],
-                )
+            pairs = self.pairs
+            db.executemany("INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?)",
+                           [(u, s, pairs[(u, s)].last_ts, pairs[(u, s)].push_us, new_version)
+                            for u, s in self.dirty_pairs])
+            db.executemany("INSERT INTO window_listens VALUES (?, ?, ?, ?, ?)", self.entered)
+            db.executemany("DELETE FROM window_listens WHERE event_id = ?", [(e,) for e in self.left])
+            db.executemany("INSERT OR REPLACE INTO users VALUES (?, ?, ?)",
+                           [(u, self.users[u].push_us, new_version) for u in self.dirty_users])
+            db.executemany("INSERT INTO recent VALUES (?, ?, ?, ?)", self.recent_in)
+            db.executemany("DELETE FROM recent WHERE user_id = ? AND ts = ? AND event_id = ?", self.recent_out)
             if self.new_parked:
                 db.executemany(
                     "INSERT OR REPLACE INTO parked VALUES (?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,1 @@
+"""Benchmarks behind `glide bench ...` (see benchmarks/RESULTS.md)."""
