@@ -31,6 +31,9 @@ class EncoderConfig:
     batch_size: int = 64
     max_chars: int = 20_000
     device: str = "cpu"
+    # torch intra-op threads while encoding (None: torch's default). On a CPU shared with other
+    # jobs 1 can be faster than all cores: idle OpenMP threads spin waiting for busy ones.
+    num_threads: int | None = None
 
 
 def default_model_path() -> Path:
@@ -107,13 +110,22 @@ class TextEncoder:
         if empty:
             raise ValueError(f"cannot embed empty text (positions {empty[:10]}); drop or fill those items")
         cut = [t[: self.config.max_chars] for t in texts]
-        emb = self.model.encode(
-            cut,
-            batch_size=self.config.batch_size,
-            show_progress_bar=progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        ).astype(np.float32)
+        model = self.model
+        import torch
+
+        threads = torch.get_num_threads()
+        if self.config.num_threads:
+            torch.set_num_threads(self.config.num_threads)
+        try:
+            emb = model.encode(
+                cut,
+                batch_size=self.config.batch_size,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            ).astype(np.float32)
+        finally:
+            torch.set_num_threads(threads)
         if not np.isfinite(emb).all():
             raise RuntimeError(f"encoder {self.name} produced non-finite embeddings")
         return emb

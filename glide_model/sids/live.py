@@ -27,6 +27,11 @@ class SidIndex:
             raise ValueError("SidIndex needs a fitted quantizer")
         if trie.levels != quantizer.levels or table.levels != quantizer.levels:
             raise ValueError("trie, collision table and quantizer disagree on the number of SID levels")
+        if quantizer.meta.encoder not in ("unknown", encoder.name):
+            raise ValueError(
+                f"quantizer {quantizer.meta.version} was fitted on {quantizer.meta.encoder!r} embeddings, "
+                f"not {encoder.name!r}: new episodes would land in the wrong SID space"
+            )
         self.quantizer = quantizer
         self.encoder = encoder
         self.trie = trie

@@ -78,7 +78,7 @@ class NeuralQuantizer(Quantizer):
         latent_dim: int = 32,
         hidden: tuple[int, ...] | list[int] = (256, 128),
         steps: int = 1500,
-        batch_size: int = 512,
+        batch_size: int = 256,
         lr: float = 1e-3,
         maintain_every: int = 100,
         num_threads: int = 1,

@@ -10,13 +10,37 @@ from glide_model.sids.live import SidIndex
 from glide_model.sids.rkmeans import RKMeans
 
 
-@pytest.fixture
-def index(text_encoder):
+@pytest.fixture(scope="module")
+def fitted(text_encoder):
     episodes = toy_episodes()
-    quantizer = RKMeans(levels=3, codebook_size=4, seed=0).fit(
-        embed_episodes(text_encoder, episodes, progress=False), encoder=text_encoder.name
-    )
-    return SidIndex.build(quantizer, episodes, encoder=text_encoder), episodes
+    emb = embed_episodes(text_encoder, episodes, progress=False)
+    quantizer = RKMeans(levels=3, codebook_size=4, seed=0).fit(emb, encoder=text_encoder.name)
+    assignments = dict(zip(episodes["episode_id"], map(tuple, quantizer.encode(emb).tolist())))
+    return quantizer, assignments
+
+
+@pytest.fixture
+def index(text_encoder, fitted):
+    """A fresh index per test (tests add episodes), sharing the fitted quantizer."""
+    quantizer, assignments = fitted
+    episodes = toy_episodes()
+    return SidIndex.build(quantizer, episodes, encoder=text_encoder, assignments=assignments), episodes
+
+
+def test_build_without_assignments_encodes_the_catalog(text_encoder, fitted):
+    quantizer, assignments = fitted
+    idx = SidIndex.build(quantizer, toy_episodes(), encoder=text_encoder)
+    assert {e: idx.table.codes_of(e) for e in assignments} == assignments
+
+
+def test_encoder_mismatch_is_refused(fitted, text_encoder):
+    from glide_model.sids.encoder import EncoderConfig, TextEncoder, default_model_path
+
+    quantizer, assignments = fitted
+    other = TextEncoder(EncoderConfig(model_path=str(default_model_path())))
+    other.name = "some-other-encoder"
+    with pytest.raises(ValueError, match="wrong SID space"):
+        SidIndex.build(quantizer, toy_episodes(), encoder=other, assignments=assignments)
 
 
 def test_build_assigns_every_episode(index):
