@@ -64,9 +64,14 @@ def requests_from_examples(frame: pd.DataFrame) -> list[RecRequest]:
     out = []
     for r in frame.itertuples(index=False):
         topics = getattr(r, "affinity_topics", None)
+        history = getattr(r, "history_codes", None)
+        if topics is not None and not isinstance(topics, (list, tuple, np.ndarray)):
+            topics = None  # NaN from a missing feature
+        if history is not None and not isinstance(history, (list, tuple, np.ndarray)):
+            history = None
         out.append(
             RecRequest(
-                history_codes=[tuple(c) for c in (getattr(r, "history_codes", None) or ())],
+                history_codes=[tuple(int(x) for x in c) for c in (history if history is not None else ())],
                 mode=getattr(r, "mode", None),
                 locale=getattr(r, "locale", None),
                 affinity_topics=list(topics) if topics is not None else [],

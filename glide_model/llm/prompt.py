@@ -103,8 +103,8 @@ class PromptBuilder:
         if v.soft_prompt:
             ctx.append(USER_EMB_TOKEN)
         if v.text_context:
-            if locale:
-                ctx.append(f"Locale: {sanitize_text(str(locale))}.")
+            if isinstance(locale, str) and locale.strip():  # None/NaN: locale unknown
+                ctx.append(f"Locale: {sanitize_text(locale)}.")
             topics = [sanitize_text(str(t)) for t in affinity_topics if str(t).strip()]
             if topics:
                 ctx.append(f"Interests: {', '.join(topics)}.")
