@@ -41,8 +41,11 @@ async def run_candidate_worker(
     max_batch: int = 16,
     linger_ms: int = 50,
     session_timeout_ms: int = 10_000,
+    max_session_age_s: float | None = 600.0,
 ) -> None:
-    """Serve until ``stop`` is set."""
+    """Serve until ``stop`` is set. Sessions older than ``max_session_age_s`` (wall clock) are
+    skipped and counted as `stale`: their listener has moved on, and a backlog must not delay
+    fresh sessions (None serves every session, e.g. for backfills)."""
     bootstrap = settings.bootstrap_servers()
     consumer = AIOKafkaConsumer(
         SESSION_TOPIC, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
@@ -57,21 +60,28 @@ async def run_candidate_worker(
             batches = await consumer.getmany(timeout_ms=linger_ms, max_records=max_batch)
             records = [r for part in batches.values() for r in part]
             if records:
-                await _handle(service, producer, records)
+                await _handle(service, producer, records, max_session_age_s)
                 await consumer.commit()
     finally:
         await consumer.stop()
         await producer.stop()
 
 
-async def _handle(service: CandidateService, producer: AIOKafkaProducer, records) -> None:
+async def _handle(service: CandidateService, producer: AIOKafkaProducer, records,
+                  max_session_age_s: float | None = None) -> None:
     sessions, origin, letters = [], [], []
+    oldest_ms = None if max_session_age_s is None else (time.time() - max_session_age_s) * 1000
     for r in records:
         try:
-            sessions.append(decode_session_start(r.value))
-            origin.append(r)
+            session = decode_session_start(r.value)
         except InvalidEvent as exc:
             letters.append(_letter(r, exc.reason, exc.detail))
+            continue
+        if oldest_ms is not None and session.ts < oldest_ms:
+            SESSIONS.labels("stale").inc()
+            continue
+        sessions.append(session)
+        origin.append(r)
     if sessions:
         started = time.perf_counter()
         try:

@@ -87,6 +87,8 @@ def served(embedded_stack, tmp_path_factory):
     for user in ("u1", "u2", "u-unknown"):
         producer.send("session-start", key=user.encode(), value=orjson.dumps(
             {"event_id": uuid.uuid4().hex, "user_id": user, "ts": ts, "surface": "home", "context": {}}))
+    producer.send("session-start", key=b"old", value=orjson.dumps(  # an hour old: skipped, not served
+        {"event_id": "old", "user_id": "u-stale", "ts": ts - 3_600_000, "surface": "home"}))
     producer.send("session-start", key=b"bad", value=b"{not json")
     producer.send("session-start", key=b"bad", value=orjson.dumps({"event_id": "x", "user_id": 7, "ts": ts}))
     producer.flush()
@@ -148,5 +150,5 @@ def test_candidates_are_published_and_bad_sessions_dead_lettered(served):
             if headers.get(deadletter.SOURCE_TOPIC) == "session-start":
                 reasons.append(headers[deadletter.REASON])
     consumer.close()
-    assert {e["user_id"] for e in events} >= {"u1", "u2", "u-unknown"}
+    assert {e["user_id"] for e in events} == {"u1", "u2", "u-unknown"}  # not the stale session
     assert sorted(reasons) == ["malformed_json", "schema"]

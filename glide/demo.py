@@ -1,0 +1,260 @@
+"""`glide demo` (what `make demo` runs): the whole loop on the embedded stack, narrated.
+
+1. stack up (tansu + Feast on SQLite/duckdb under .glide/)
+2. a synthetic podcast world; its catalog into the catalog DB; Semantic IDs for every episode
+3. the stream worker consumes a replay of the world: a listener's 28-day show totals and recent
+   SIDs change as events arrive, and end equal to the batch recomputation
+4. GLIDE is trained from the same feature definitions (Feast offline store)
+5. the GLIDE worker answers fresh session-start events with candidates cached in Feast
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import click
+import orjson
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from glide.config import GlideSettings, load_settings
+
+console = Console()
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def step(n: int, text: str) -> None:
+    console.rule(f"[bold cyan]{n}. {text}")
+
+
+def _world(settings: GlideSettings, users: int, days: int, seed: int):
+    from glide.world.generator import World, WorldConfig, generate_world
+
+    folder = settings.data_dir / "world"
+    config = WorldConfig(users=users, days=days, seed=seed, shows=120, episodes_per_show=20)
+    if (folder / "world.json").exists():
+        world = World.load(folder)
+        if world.config == config:
+            return world
+    world = generate_world(config)
+    world.save(folder)
+    return world
+
+
+def _start_stream_worker(settings: GlideSettings) -> subprocess.Popen:
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GLIDE_DATA_DIR": str(settings.data_dir), "GLIDE_STREAMS_METRICS_PORT": "-1"}
+    with open(logs / "streams-worker.log", "wb") as log:  # fresh, so readiness is this run's
+        return subprocess.Popen([sys.executable, "-m", "glide.cli", "streams", "worker"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+KEEP = ("embeddings", "models")  # slow to rebuild, and keyed by content: safe to reuse
+
+
+def _reset(settings: GlideSettings) -> None:
+    """Stop a running stack (the broker keeps topics in memory) and clear the demo's state."""
+    import shutil
+
+    from infra import stack
+
+    stack.down(settings)
+    if settings.data_dir.is_dir():
+        for child in settings.data_dir.iterdir():
+            if child.name not in KEEP:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _wait_ready(settings: GlideSettings, worker: subprocess.Popen, timeout_s: float = 180) -> None:
+    """Until the stream worker logs that it is ready (it loads the catalog and the text encoder)."""
+    log = settings.data_dir / "logs" / "streams-worker.log"
+    deadline = time.monotonic() + timeout_s
+    with console.status("waiting for the stream worker to join its consumer group..."):
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise click.ClickException(f"the stream worker exited ({worker.returncode}); see {log}")
+            if log.exists() and "stream worker ready" in log.read_text(errors="replace"):
+                time.sleep(3)  # group join takes about half the session timeout
+                return
+            time.sleep(0.5)
+    raise click.ClickException(f"the stream worker was not ready after {timeout_s:.0f} s; see {log}")
+
+
+def _user_features(store, user_id: str, shows: list[str]) -> pd.DataFrame:
+    from streams.feature_store import online_features
+
+    got = online_features(store, ["user_show_listening_28d:listen_seconds_28d", "user_show_listening_28d:habitual"],
+                          [{"user_id": user_id, "show_id": s} for s in shows])
+    return pd.DataFrame({"show_id": shows, "seconds_28d": got["listen_seconds_28d"], "habitual": got["habitual"]})
+
+
+def _recent(store, user_id: str) -> list[str]:
+    from streams.feature_store import online_features
+
+    got = online_features(store, ["user_recent_sids:recent_episode_ids"], [{"user_id": user_id}])
+    return list(got["recent_episode_ids"][0] or [])
+
+
+def _count_topics(bootstrap: str) -> dict[str, int]:
+    """Records per topic, by reading each to its end (tansu's ListOffsets cannot be trusted)."""
+    from kafka import KafkaConsumer
+
+    from glide.config import TOPICS
+
+    consumer = KafkaConsumer(*TOPICS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=2500, enable_auto_commit=False, max_poll_records=5000)
+    counts = dict.fromkeys(TOPICS, 0)
+    for record in consumer:
+        counts[record.topic] += 1
+    consumer.close()
+    return counts
+
+
+def _serve_sessions(settings: GlideSettings, users: list[str], model_dir: str) -> dict:
+    from kafka import KafkaProducer
+
+    from streams.candidate_worker import run_candidate_worker
+    from streams.feature_store import online_features
+    from streams.serving import build_service
+
+    service = build_service(settings, model_dir)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers())
+    now = int(time.time() * 1000)
+    for i, user in enumerate(users):
+        mode = ("unfamiliar", "familiar")[i % 2]
+        producer.send("session-start", key=user.encode(), value=orjson.dumps(
+            {"event_id": uuid.uuid4().hex, "user_id": user, "ts": now, "surface": "home", "context": {"mode": mode}}))
+    producer.flush()
+
+    async def run() -> dict:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_candidate_worker(settings, service, stop, group_id="glide-worker-demo"))
+        deadline = time.monotonic() + 300
+        got: dict = {}
+        while time.monotonic() < deadline:
+            got = online_features(service.store, service.store.get_feature_service("ranker_candidates"),
+                                  [{"user_id": u} for u in users])
+            fresh = [g is not None and g.timestamp() * 1000 >= now for g in got["generated_at"]]
+            if all(fresh):
+                break
+            await asyncio.sleep(0.5)
+        stop.set()
+        await task
+        return got
+
+    return asyncio.run(run())
+
+
+@click.command()
+@click.option("--users", type=int, default=200, show_default=True)
+@click.option("--days", type=int, default=35, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--config", "train_config", type=click.Path(path_type=Path, dir_okay=False),
+              default=CONFIGS / "demo.yaml", show_default=True, help="Train config for step 4.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--fresh/--keep", default=True, show_default=True,
+              help="Start from an empty stack and data dir (caches of embeddings and models are kept).")
+def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | None, fresh: bool) -> None:
+    """Run the whole GLIDE loop on the embedded stack, explaining each step."""
+    from glide import habits
+    from glide.catalog import CatalogDB
+    from glide.jobs.train import SidSettings, load_job_config, run_train_job, sids_for_catalog
+    from infra import stack
+    from streams.feature_store import open_store
+    from streams.replay import push_profiles, replay_world
+
+    settings = load_settings(data_dir=data_dir)
+    started = time.perf_counter()
+
+    step(1, "stack: Kafka-protocol broker + Feast")
+    if fresh:
+        _reset(settings)
+    status = stack.up(settings)
+    console.print(f"broker {status.bootstrap}; topics {', '.join(t for t in status.topics if not t.startswith('_'))}; "
+                  f"feature views {len(status.feature_views)}")
+
+    step(2, "a synthetic podcast world, its catalog and Semantic IDs")
+    world = _world(settings, users, days, seed)
+    console.print(f"{len(world.shows)} shows, {len(world.episodes)} episodes, {len(world.users)} listeners, "
+                  f"{len(world.sessions)} sessions, {len(world.listens)} listens over {days} days")
+    db = CatalogDB.from_settings(settings)
+    db.migrate()
+    db.upsert_shows(world.shows)
+    db.upsert_episodes(world.episodes)
+    job = load_job_config(train_config)
+    qversion, assignments = sids_for_catalog(settings, db, world.episodes, job.sids, console)
+    console.print(f"SIDs of quantizer {qversion}: {len(set(assignments.values()))} distinct for {len(assignments)} episodes")
+    push_profiles(settings, world.users, world.listens["ts"].min())
+
+    step(3, "streams: replay the world through Kafka into the online store")
+    worker = _start_stream_worker(settings)
+    store = open_store(settings)
+    try:
+        listens = world.listens
+        user = listens["user_id"].value_counts().index[len(world.users) // 3]
+        shows = listens.loc[listens["user_id"] == user, "show_id"].value_counts().index[:4].tolist()
+        _wait_ready(settings, worker)
+        replay = threading.Thread(target=replay_world, args=(world, settings.bootstrap_servers()),
+                                  kwargs={"rate": 2000}, daemon=True)
+        end = listens["ts"].max()
+        expected = habits.user_show_features(listens[listens["user_id"] == user], end)
+        expected = expected.set_index("show_id").reindex(shows)["listen_seconds_28d"].fillna(0).astype(int)
+        table = Table(title=f"listener {user}: 28-day seconds per show as events replay (event time)")
+        table.add_column("wall s")
+        for s in shows:
+            table.add_column(s)
+        table.add_column("recent episodes")
+        replay.start()
+        t0, last, online = time.perf_counter(), None, None
+        while time.perf_counter() - t0 < 240:
+            feats = _user_features(store, user, shows)
+            online = feats.set_index("show_id")["seconds_28d"].fillna(0).astype(int)
+            cells = [f"{int(v or 0)}{' H' if h else ''}" for v, h in zip(feats["seconds_28d"], feats["habitual"])]
+            row = (*cells, str(len(_recent(store, user))))
+            if row != last:
+                table.add_row(f"{time.perf_counter() - t0:.0f}", *row)
+                last = row
+            if not replay.is_alive() and (online == expected).all():
+                break
+            time.sleep(1)
+        console.print(table)
+        console.print("(H = habitual: >= 600 s in the past 28 days)")
+        counts = _count_topics(settings.bootstrap_servers())
+        console.print("records per topic: " + ", ".join(f"{t}={n}" for t, n in counts.items()))
+        same = online is not None and (expected == online).all()
+        console.print(f"online features == batch recomputation for {user}: "
+                      f"{'[green]yes' if same else '[red]no'}[/] (online {online.to_dict()}, "
+                      f"batch {expected.to_dict()})")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+    step(4, "train GLIDE from the feature store (grounding, instruction tuning, evaluation)")
+    job.world_dir = settings.data_dir / "world"
+    record = run_train_job(settings, job, console)
+
+    step(5, "serve: session-start events -> GLIDE candidates cached in Feast")
+    sample = world.users["user_id"].iloc[:3].tolist()
+    got = _serve_sessions(settings, sample, record["export"])
+    titles = db.episodes_frame().set_index("episode_id")["title"]
+    for user_id, ids, mode in zip(sample, got["candidate_episode_ids"], got["mode"]):
+        table = Table(title=f"{user_id}: top {mode} candidates from Feast (ranker_candidates)")
+        table.add_column("#")
+        table.add_column("episode")
+        table.add_column("title")
+        for rank, eid in enumerate((ids or [])[:5], start=1):
+            table.add_row(str(rank), eid, str(titles.get(eid, ""))[:70])
+        console.print(table)
+    console.rule("[bold green]done")
+    console.print(f"{time.perf_counter() - started:.0f} s. Model {record['run']} (export {record['export']}). "
+                  "The stack is still up: try `glide recommend <user_id>`, `feast ui` in feature_repo/, "
+                  "or `glide stack down` / `make clean`.")
