@@ -28,7 +28,8 @@ def cold_start(n_new: int, codebook: int, levels: int, threads: int | None) -> N
     encoder = TextEncoder(EncoderConfig(num_threads=threads))
     catalog = synthetic_world_episodes(seed=0)
     kept, emb, _ = embed_catalog(catalog, encoder, EmbeddingCache(cache_dir_for(settings.data_dir, encoder.name)))
-    quantizer = RKMeans(levels=levels, codebook_size=codebook, seed=0).fit(emb, encoder=encoder.name)
+    quantizer = RKMeans(levels=levels, codebook_size=codebook, seed=0, num_threads=threads)
+    quantizer.fit(emb, encoder=encoder.name)
     assignments = dict(zip(kept["episode_id"], map(tuple, quantizer.encode(emb).tolist())))
     index = SidIndex.build(quantizer, kept, encoder=encoder, assignments=assignments)
     encoder.encode(["warm-up"], progress=False)  # first call pays one-off allocation costs

@@ -24,7 +24,8 @@ encoder_option = click.option(
 
 threads_option = click.option(
     "--threads", type=click.IntRange(1), envvar="GLIDE_SID_THREADS", default=None,
-    help="torch threads for embedding (env GLIDE_SID_THREADS) [default: torch's]; 1 is often faster on a busy CPU.",
+    help="CPU threads for embedding and fitting (env GLIDE_SID_THREADS) [default: torch's/BLAS's for those, "
+    "1 for the neural quantizers]; 1 is often faster on a busy shared CPU.",
 )
 
 
@@ -83,7 +84,8 @@ def fit(world_dir: Path | None, kind: str, levels: int, codebook: int, seed: int
         kept, emb, dropped = embed_catalog(episodes, encoder, _cache(settings.data_dir, encoder))
         if dropped:
             console.print(f"[yellow]skipped {len(dropped)} episode(s) with no title or description: {dropped[:5]}")
-        quantizer = make_quantizer(kind, levels, codebook, seed).fit(emb, encoder=encoder.name)
+        quantizer = make_quantizer(kind, levels, codebook, seed, **({"num_threads": threads} if threads else {}))
+        quantizer.fit(emb, encoder=encoder.name)
         codes = quantizer.encode(emb)
         directory = save_fitted(quantizer, kept["episode_id"].tolist(), codes, settings.data_dir, set_current=current)
     except (ValueError, FileNotFoundError) as exc:
@@ -193,7 +195,7 @@ def report(source: str, as_json: bool, plot_path: Path | None, quantizers: str, 
             f"{source}: {len(kept):,} items embedded with {encoder.name} in {embed_s:.1f} s"
             + (f" ({len(dropped)} without text skipped)" if dropped else "")
         )
-        results = rep.compare_quantizers(emb, kinds, levels, codebook, seed, encoder.name)
+        results = rep.compare_quantizers(emb, kinds, levels, codebook, seed, encoder.name, num_threads=threads)
         if source == "scientific":
             ids = kept["episode_id"].tolist()
             for name, table in sources.scientific_given_tables().items():

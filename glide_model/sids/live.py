@@ -63,6 +63,53 @@ class SidIndex:
         trie = SidTrie(np.asarray(list(assignments.values()), dtype=np.int64), quantizer.codebook_size)
         return cls(quantizer, encoder, trie, table)
 
+    @classmethod
+    def from_catalog(
+        cls,
+        catalog_db: Any,
+        data_dir: str | Path,
+        version: str | None = None,
+        encoder: TextEncoder | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> SidIndex:
+        """Serving index from a ``glide.catalog.CatalogDB``: the quantizer ``version`` (default CURRENT)
+        from ``<data_dir>/sids``, its stored assignments, and any catalog episode that has none yet
+        (published since the last `glide sids refresh`) encoded now."""
+        from glide_model.sids.store import load_version
+
+        quantizer = load_version(data_dir, version)
+        episodes = catalog_db.episodes_frame()
+        stored = catalog_db.sid_assignments(quantizer.meta.version)
+        known = set(episodes["episode_id"])
+        assignments = {e: c for e, c in stored.items() if e in known}
+        missing = episodes[~episodes["episode_id"].isin(assignments)]
+        if not assignments:
+            return cls.build(quantizer, episodes, encoder=encoder, cache=cache)
+        index = cls.build(quantizer, episodes[episodes["episode_id"].isin(assignments)], encoder, assignments)
+        if len(missing):
+            index.add_episodes(missing, cache=cache)
+        return index
+
+    def add_episodes(self, episodes: Any, cache: EmbeddingCache | None = None) -> dict[str, Sid]:
+        """Batch form of :meth:`add_episode` for a world-contract frame (one embedding pass)."""
+        codes = self.quantizer.encode(embed_episodes(self.encoder, episodes, cache=cache))
+        out: dict[str, Sid] = {}
+        with self._lock:
+            for row, c in zip(episodes.to_dict("records"), codes.tolist()):
+                out[str(row["episode_id"])] = self._insert(row, tuple(int(x) for x in c))
+        return out
+
+    def _insert(self, episode: Mapping[str, Any], codes: Sid) -> Sid:
+        self.trie.add(codes)
+        self.table.add_episode(
+            str(episode["episode_id"]),
+            codes,
+            popularity=episode.get("popularity", 0.0) or 0.0,
+            playable=bool(episode.get("playable", True)),
+            locale=episode.get("locale"),
+        )
+        return codes
+
     def encode_episode(self, episode: Mapping[str, Any]) -> Sid:
         """Codes for one episode dict under the current quantizer (no state change)."""
         text = episode_texts([episode])[0]
@@ -72,21 +119,14 @@ class SidIndex:
         """Embed, encode and make one new (or revised) episode recommendable; returns its SID codes.
 
         ``episode`` follows the world contract: episode_id, title, description, and optionally
-        popularity (default 0), playable (default True), locale.
+        popularity (default 0), playable (default True), locale. A revised episode moves to its new
+        SID; its old SID stays in the trie (tries only grow) and resolves to nothing once empty.
         """
         if not episode.get("episode_id"):
             raise ValueError(f"episode has no episode_id: {dict(episode)!r:.200}")
         codes = self.encode_episode(episode)  # the slow part, outside the lock
         with self._lock:
-            self.trie.add(codes)
-            self.table.add_episode(
-                str(episode["episode_id"]),
-                codes,
-                popularity=episode.get("popularity", 0.0) or 0.0,
-                playable=bool(episode.get("playable", True)),
-                locale=episode.get("locale"),
-            )
-        return codes
+            return self._insert(episode, codes)
 
     def resolve(
         self, codes: Sequence[int], eligible: Eligibility | None = None, exclude: Sequence[str] = ()

@@ -46,11 +46,13 @@ def compare_quantizers(
     seed: int = 0,
     encoder_name: str = "unknown",
     overrides: dict[str, dict[str, Any]] | None = None,
+    num_threads: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """kind -> measures, each quantizer fitted on ``embeddings`` with the same levels, K and seed."""
     results = {}
     for kind in kinds:
-        q = make_quantizer(kind, levels, codebook_size, seed, **(overrides or {}).get(kind, {}))
+        kw = {"num_threads": num_threads} if num_threads else {}
+        q = make_quantizer(kind, levels, codebook_size, seed, **{**kw, **(overrides or {}).get(kind, {})})
         q.fit(embeddings, encoder=encoder_name)
         entry = score(q.encode(embeddings), embeddings, codebook_size)
         entry["reconstruction_mse"] = q.reconstruction_error(embeddings)

@@ -159,7 +159,8 @@ class RKMeans(Quantizer):
     """Residual K-Means quantizer; the production SID space.
 
     ``max_iter`` caps Lloyd iterations per level: on 24k podcast episodes 30 iterations reached the
-    same final residual error as 100 (0.410 vs 0.413) in half the time.
+    same final residual error as 100 (0.410 vs 0.413) in half the time. ``num_threads`` caps BLAS
+    threads during fit (None: BLAS default).
     """
 
     kind = "rkmeans"
@@ -174,6 +175,7 @@ class RKMeans(Quantizer):
         minibatch_threshold: int = 50_000,
         batch_size: int = 4096,
         minibatch_epochs: int = 10,
+        num_threads: int | None = None,
     ):
         super().__init__(levels, codebook_size, seed)
         self.max_iter = max_iter
@@ -181,6 +183,7 @@ class RKMeans(Quantizer):
         self.minibatch_threshold = minibatch_threshold
         self.batch_size = batch_size
         self.minibatch_epochs = minibatch_epochs
+        self.num_threads = num_threads
         self.centroids: np.ndarray | None = None  # (M, K, D) float32
 
     def config(self) -> dict[str, Any]:
@@ -190,9 +193,19 @@ class RKMeans(Quantizer):
             "minibatch_threshold": self.minibatch_threshold,
             "batch_size": self.batch_size,
             "minibatch_epochs": self.minibatch_epochs,
+            "num_threads": self.num_threads,
         }
 
     def _fit(self, x: np.ndarray) -> dict[str, Any]:
+        if self.num_threads is None:
+            return self._fit_levels(x)
+        from threadpoolctl import threadpool_limits
+
+        # BLAS threads that wait on a busy shared CPU spin: 1 thread fitted 4344 x 384 in 6 s vs 17 s with 2
+        with threadpool_limits(limits=self.num_threads, user_api="blas"):
+            return self._fit_levels(x)
+
+    def _fit_levels(self, x: np.ndarray) -> dict[str, Any]:
         level_seeds = np.random.SeedSequence(self.seed).generate_state(self.levels)
         residual = x.copy()
         centroids, errors, iters = [], [], []

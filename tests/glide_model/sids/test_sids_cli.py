@@ -69,7 +69,7 @@ def test_fit_without_world_names_the_fix(data_dir, tmp_path):
     assert result.exit_code != 0 and "glide world generate" in result.output
 
 
-def test_refresh_writes_assignments_to_the_catalog(data_dir):
+def test_refresh_writes_assignments_to_the_catalog(data_dir, text_encoder):
     from glide.catalog.db import CatalogDB
     from glide.config import load_settings
 
@@ -91,6 +91,16 @@ def test_refresh_writes_assignments_to_the_catalog(data_dir):
     registered = db.get_quantizer(version)
     assert registered["kind"] == "rkmeans" and registered["levels"] == 2 and registered["codebook_size"] == 4
     assert db.job_runs("sids-refresh")[0]["status"] == "succeeded"
+
+    # serving picks up the stored SIDs and encodes an episode published after the refresh
+    from glide_model.sids.live import SidIndex
+
+    new = episodes.iloc[[0]].assign(episode_id="ep_new", title="Penalty shoot-out drama", popularity=99.0)
+    db.upsert_episodes(new)
+    index = SidIndex.from_catalog(db, data_dir, encoder=text_encoder)
+    assert len(index.table) == 13 and "ep_new" in index
+    assert all(index.table.codes_of(e) == c for e, c in stored.items())
+    assert index.resolve(index.table.codes_of("ep_new")) == "ep_new"
 
 
 def test_refresh_without_a_fit_says_so(data_dir):

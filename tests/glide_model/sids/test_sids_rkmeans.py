@@ -115,3 +115,10 @@ def test_save_load_round_trip(fitted, emb, tmp_path):
 def test_load_of_missing_folder_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="glide sids fit"):
         load_quantizer(tmp_path)
+
+
+def test_thread_cap_gives_the_same_codes(emb):
+    capped = RKMeans(levels=2, codebook_size=8, seed=0, num_threads=1).fit(emb)
+    free = RKMeans(levels=2, codebook_size=8, seed=0).fit(emb)
+    assert capped.meta.config["num_threads"] == 1
+    np.testing.assert_array_equal(capped.encode(emb), free.encode(emb))
