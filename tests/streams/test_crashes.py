@@ -60,7 +60,7 @@ def _wait_progress(settings, since: dict, proc, timeout: float = 60) -> None:
 
 
 def crash_run(data_dir, kills: int, users: int, rate: float, seed: int) -> None:
-    settings = load_settings(data_dir=str(data_dir))
+    settings = load_settings(data_dir=str(data_dir), profile="embedded")
     status = stack.up(settings)
     try:
         world = generate_world(WorldConfig(users=users, days=35, shows=40, episodes_per_show=10, seed=seed))

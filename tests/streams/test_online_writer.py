@@ -10,7 +10,7 @@ import sqlalchemy
 
 from glide.config import load_settings
 from infra import stack
-from streams.online_writer import ENCODERS, OnlineWriter, ViewLayout
+from streams.online_writer import ENCODERS, SKIP, OnlineWriter, ViewLayout
 
 T0_MS = 1_767_225_600_000  # 2026-01-01
 
@@ -56,6 +56,8 @@ def _write_and_read(settings) -> None:
     writer.write("user_show_listening_28d", [(("u1", "s2"), [6, True, T0_MS, False], 2_000_000)])
     writer.write("user_show_listening_28d", [(("u1", "s2"), [7, True, T0_MS + 2000, False], 2_000_001)])
     writer.write("user_recent_sids", [(("u1",), [["e1", "e2"], [1, 2, 3, 4], 2], 5)])
+    # SKIP leaves a feature as stored while the others move on.
+    writer.write("user_recent_sids", [(("u1",), [["e1", "e2", "e3"], [1, 2, 3, 4, 5, 6], SKIP], 6)])
     got = online_features(store, ["user_show_listening_28d:listen_seconds_28d", "user_show_listening_28d:habitual",
                                   "user_show_listening_28d:last_listened_at", "user_show_listening_28d:ever_listened"],
                           [{"user_id": "u1", "show_id": "s1"}, {"user_id": "u1", "show_id": "s2"},
@@ -65,7 +67,7 @@ def _write_and_read(settings) -> None:
     assert got["ever_listened"] == [True, True, None]
     assert got["last_listened_at"][1] == datetime(2026, 1, 1, 0, 0, 2, tzinfo=timezone.utc)
     got = online_features(store, store.get_feature_service("glide_inputs"), [{"user_id": "u1"}])
-    assert got["recent_episode_ids"] == [["e1", "e2"]] and got["recent_sid_codes"] == [[1, 2, 3, 4]]
+    assert got["recent_episode_ids"] == [["e1", "e2", "e3"]] and got["recent_sid_codes"] == [[1, 2, 3, 4, 5, 6]]
     assert got["sid_levels"] == [2]
     writer.write("user_context", [(("u1",), ["en-GB", "GB", ["news"]], 1)])
     assert writer.existing("user_context", [("u1",), ("u2",)]) == [True, False]
@@ -74,7 +76,7 @@ def _write_and_read(settings) -> None:
 
 def test_sqlite_round_trip_through_feast(tmp_path, monkeypatch):
     monkeypatch.setenv("GLIDE_FEAST_PROJECT", "glide")
-    settings = load_settings(data_dir=str(tmp_path))
+    settings = load_settings(data_dir=str(tmp_path), profile="embedded")
     stack.up(settings)
     try:
         _write_and_read(settings)

@@ -88,7 +88,7 @@ def listen_event(user_id, episode_id, show_id, ts, event_id, seconds=300) -> dic
 def pipeline(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("GLIDE_FEAST_PROJECT", "glide")
-    settings = load_settings(data_dir=str(tmp_path_factory.mktemp("pipeline")))
+    settings = load_settings(data_dir=str(tmp_path_factory.mktemp("pipeline")), profile="embedded")
     status = stack.up(settings)
     world = generate_world(WorldConfig(users=60, days=35, shows=40, episodes_per_show=10, seed=1))
     sids = register_sids(settings, world.episodes)
@@ -218,3 +218,21 @@ def test_metrics_endpoint_reports_progress(pipeline):
     assert len(lags) == 4 and max(lags) == 0.0
     assert metric(text, "glide_stream_push_seconds_count", view="user_show_listening_28d") > 0
     assert listening_addresses(pipeline.metrics_port) == {"127.0.0.1"}
+
+
+def test_read_helper_gives_modes_and_corrects_expiry(pipeline):
+    from glide import habits
+    from streams.feature_store import read_user_show_features
+
+    w = pd.Timestamp(pipeline.watermark, unit="ms", tz="UTC")
+    want = habits.user_show_features(pipeline.accepted.assign(
+        ts=pd.to_datetime(S.ms_series(pipeline.accepted["ts"]), unit="ms", utc=True)), w)
+    user = want.groupby("user_id")["habitual"].sum().idxmax()  # a user with habitual shows
+    mine = want[want.user_id == user].sort_values("show_id")
+    shows = mine["show_id"].tolist() + ["show_never_heard_of"]
+    got = read_user_show_features(pipeline.store, user, shows, as_of=w)
+    assert got["listen_seconds_28d"].tolist()[:-1] == mine["listen_seconds_28d"].tolist()
+    assert got["mode"].tolist() == ["habitual" if h else "familiar" for h in mine["habitual"]] + ["unfamiliar"]
+    later = read_user_show_features(pipeline.store, user, shows, as_of=w + pd.Timedelta(days=29))
+    assert later["listen_seconds_28d"].tolist() == [0] * len(shows)
+    assert later["mode"].tolist() == ["familiar"] * len(mine) + ["unfamiliar"]
