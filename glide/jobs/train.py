@@ -77,6 +77,7 @@ def sids_for_catalog(settings: GlideSettings, db, episodes: pd.DataFrame, sid: S
     """The catalog's current SID assignments; fits (and registers) a quantizer when none matches."""
     from glide_model.sids.encoder import EmbeddingCache, TextEncoder, cache_dir_for, embed_episodes
     from glide_model.sids.quantizer import make_quantizer
+    from glide_model.sids.store import save_fitted
 
     if not sid.refit:
         for q in reversed(db.list_quantizers()):
@@ -89,8 +90,9 @@ def sids_for_catalog(settings: GlideSettings, db, episodes: pd.DataFrame, sid: S
     emb = embed_episodes(encoder, episodes, cache=cache)
     quantizer = make_quantizer(sid.quantizer, sid.levels, sid.codebook_size, sid.seed).fit(emb, encoder=encoder.name)
     version = quantizer.meta.version
-    artifact = quantizer.save(settings.data_dir / "sids" / version)
     codes = quantizer.encode(emb)
+    # Same layout as `glide sids fit`: artifacts + assignments, and CURRENT for serving/streams.
+    artifact = save_fitted(quantizer, episodes["episode_id"].tolist(), codes, settings.data_dir)
     assigned = dict(zip(episodes["episode_id"], map(tuple, codes.tolist())))
     db.register_quantizer(version, sid.quantizer, str(artifact), sid.levels, sid.codebook_size,
                           dict(quantizer.meta.metrics or {}))
