@@ -121,6 +121,7 @@ def plot(results: dict[str, dict[str, Any]], path: str | Path, title: str) -> Pa
         ax.plot(range(1, len(results[n]["codebook_entropy_bits"]) + 1), results[n]["codebook_entropy_bits"], marker="o", label=n)
     ax.set_title("code entropy per level (bits)")
     ax.set_xlabel("level")
+    ax.set_xticks(range(1, len(results[names[0]]["codebook_entropy_bits"]) + 1))
     ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
