@@ -20,7 +20,7 @@ def cold_start(n_new: int, codebook: int, levels: int, threads: int | None) -> N
     from glide.config import load_settings
     from glide_model.sids.encoder import EmbeddingCache, EncoderConfig, TextEncoder, cache_dir_for
     from glide_model.sids.live import SidIndex
-    from glide_model.sids.report import embed_catalog
+    from glide_model.sids.encoder import embed_catalog
     from glide_model.sids.rkmeans import RKMeans
     from glide_model.sids.sources import synthetic_world_episodes
 

@@ -69,9 +69,9 @@ def fit(world_dir: Path | None, kind: str, levels: int, codebook: int, seed: int
         encoder_path: Path | None, threads: int | None) -> None:
     """Fit a quantizer on a world's episodes; save it under <data_dir>/sids/<version>/."""
     from glide.config import load_settings
+    from glide_model.sids.encoder import embed_catalog
     from glide_model.sids.metrics import collision_stats
     from glide_model.sids.quantizer import make_quantizer
-    from glide_model.sids.report import embed_catalog
     from glide_model.sids.sources import world_episodes
     from glide_model.sids.store import save_fitted
 
@@ -109,8 +109,8 @@ def refresh(version: str | None, encoder_path: Path | None, threads: int | None)
     from glide.catalog.db import CatalogDB
     from glide.catalog.errors import CatalogError
     from glide.config import load_settings
+    from glide_model.sids.encoder import embed_catalog
     from glide_model.sids.metrics import collision_stats
-    from glide_model.sids.report import embed_catalog
     from glide_model.sids.store import load_version, version_dir
 
     settings = load_settings()
@@ -170,6 +170,7 @@ def report(source: str, as_json: bool, plot_path: Path | None, quantizers: str, 
     from glide.config import load_settings
     from glide_model.sids import report as rep
     from glide_model.sids import sources
+    from glide_model.sids.encoder import embed_catalog
     from glide_model.sids.store import sids_root
 
     kinds = [k.strip() for k in quantizers.split(",") if k.strip()]
@@ -189,7 +190,7 @@ def report(source: str, as_json: bool, plot_path: Path | None, quantizers: str, 
             episodes = episodes.sample(n=max_items, random_state=seed).sort_index().reset_index(drop=True)
         encoder = _encoder(encoder_path, threads)
         start = time.perf_counter()
-        kept, emb, dropped = rep.embed_catalog(episodes, encoder, _cache(settings.data_dir, encoder))
+        kept, emb, dropped = embed_catalog(episodes, encoder, _cache(settings.data_dir, encoder))
         embed_s = time.perf_counter() - start
         console.print(
             f"{source}: {len(kept):,} items embedded with {encoder.name} in {embed_s:.1f} s"

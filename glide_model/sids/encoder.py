@@ -203,3 +203,15 @@ def embed_episodes(
     """Content embeddings for an episodes DataFrame or a list of episode dicts (world contract columns)."""
     return embed_texts(encoder, episode_texts(episodes), cache=cache, progress=progress)
 
+
+def embed_catalog(
+    episodes: Any, encoder: TextEncoder, cache: EmbeddingCache | None = None, progress: bool = True
+) -> tuple[Any, np.ndarray, list[str]]:
+    """For a catalog frame: (episodes that have text, their embeddings, ids of the skipped empty-text
+    episodes). Use this where a few empty episodes must not stop the whole catalog."""
+    texts = [episode_text(t, d) for t, d in zip(episodes["title"], episodes.get("description", [None] * len(episodes)))]
+    keep = np.array([bool(t) for t in texts], dtype=bool)
+    dropped = episodes.loc[~keep, "episode_id"].astype(str).tolist()
+    kept = episodes.loc[keep].reset_index(drop=True)
+    emb = embed_texts(encoder, [t for t, k in zip(texts, keep) if k], cache=cache, progress=progress)
+    return kept, emb, dropped

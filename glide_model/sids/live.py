@@ -82,10 +82,10 @@ class SidIndex:
         stored = catalog_db.sid_assignments(quantizer.meta.version)
         known = set(episodes["episode_id"])
         assignments = {e: c for e, c in stored.items() if e in known}
-        missing = episodes[~episodes["episode_id"].isin(assignments)]
+        missing = episodes[~episodes["episode_id"].isin(list(assignments))]
         if not assignments:
             return cls.build(quantizer, episodes, encoder=encoder, cache=cache)
-        index = cls.build(quantizer, episodes[episodes["episode_id"].isin(assignments)], encoder, assignments)
+        index = cls.build(quantizer, episodes[episodes["episode_id"].isin(list(assignments))], encoder, assignments)
         if len(missing):
             index.add_episodes(missing, cache=cache)
         return index

@@ -46,17 +46,20 @@ def intra_bucket_similarity(codes: np.ndarray, embeddings: np.ndarray) -> float:
 
     Each bucket counts once however large it is, so a few huge buckets of duplicates do not dominate.
     """
-    emb = np.asarray(embeddings, dtype=np.float64)
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     inverse, counts = _buckets(codes)
-    colliding = np.flatnonzero(counts > 1)
-    if not len(colliding):
+    colliding = counts[inverse] > 1
+    if not colliding.any():
         return float("nan")
-    sums = np.zeros((len(counts), emb.shape[1]))
-    np.add.at(sums, inverse, emb)
-    b = counts[colliding].astype(np.float64)
+    # only items in colliding buckets, grouped by bucket: memory stays O(colliding items), not O(N)
+    rows = np.flatnonzero(colliding)
+    rows = rows[np.argsort(inverse[rows], kind="stable")]
+    emb = np.asarray(embeddings)[rows].astype(np.float64)
+    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    _, starts, b = np.unique(inverse[rows], return_index=True, return_counts=True)
+    sums = np.add.reduceat(emb, starts, axis=0)
+    b = b.astype(np.float64)
     # sum over ordered pairs i != j of <e_i, e_j> = ||sum e||^2 - sum ||e||^2 (unit vectors: - b)
-    pair_sums = np.einsum("kd,kd->k", sums[colliding], sums[colliding]) - b
+    pair_sums = np.einsum("kd,kd->k", sums, sums) - b
     return float(np.mean(pair_sums / (b * (b - 1))))
 
 

@@ -10,26 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from rich.table import Table
 
-from glide_model.sids.encoder import EmbeddingCache, TextEncoder, embed_texts, episode_text
 from glide_model.sids.metrics import random_pair_similarity, sid_report
 from glide_model.sids.quantizer import make_quantizer
 
 QUANTIZERS = ("rkmeans", "rqvae", "rlfq")
-
-
-def embed_catalog(
-    episodes: pd.DataFrame, encoder: TextEncoder, cache: EmbeddingCache | None = None, progress: bool = True
-) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
-    """(episodes that have text, their embeddings, ids of the dropped empty-text episodes)."""
-    texts = [episode_text(t, d) for t, d in zip(episodes["title"], episodes.get("description", [None] * len(episodes)))]
-    keep = np.array([bool(t) for t in texts], dtype=bool)
-    dropped = episodes.loc[~keep, "episode_id"].astype(str).tolist()
-    kept = episodes.loc[keep].reset_index(drop=True)
-    emb = embed_texts(encoder, [t for t, k in zip(texts, keep) if k], cache=cache, progress=progress)
-    return kept, emb, dropped
 
 
 def score(codes: np.ndarray, embeddings: np.ndarray, codebook_size: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from sid_fixtures import toy_episodes
+from tests.glide_model.sids.sid_fixtures import toy_episodes
 
 from glide.cli import cli
 from glide_model.sids.encoder import EmbeddingCache, cache_dir_for, embed_episodes, episode_texts, text_key
@@ -137,3 +137,12 @@ def test_report_all_quantizers_on_a_small_world(data_dir):
     assert set(data) == {"rkmeans", "rqvae", "rlfq"}
     for r in data.values():
         assert min(r["codebook_usage"]) > 0.5 and np.isfinite(r["fit_seconds"])
+
+
+def test_world_folder_is_read_through_world_load(tmp_path):
+    from glide.world import WorldConfig, generate_world
+    from glide_model.sids.sources import world_episodes
+
+    w = generate_world(WorldConfig(users=5, days=2, shows=3, episodes_per_show=4, seed=3))
+    w.save(tmp_path / "w")
+    pd.testing.assert_frame_equal(world_episodes(tmp_path / "w"), w.episodes)

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sid_fixtures import TOPIC_TEXTS, toy_episodes
+from tests.glide_model.sids.sid_fixtures import TOPIC_TEXTS, toy_episodes
 
 from glide_model.sids.encoder import (
     EmbeddingCache,
@@ -78,3 +78,13 @@ def test_cache_avoids_recomputing_and_survives_reload(text_encoder, tmp_path):
 def test_missing_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="never downloaded"):
         TextEncoder(EncoderConfig(model_path=str(tmp_path / "nope")))
+
+
+def test_embed_catalog_skips_empty_episodes_and_names_them(text_encoder):
+    from glide_model.sids.encoder import embed_catalog
+
+    episodes = toy_episodes()
+    episodes.loc[3, ["title", "description"]] = ["", "  "]
+    kept, emb, dropped = embed_catalog(episodes, text_encoder, progress=False)
+    assert dropped == ["ep_000004"] and len(kept) == len(emb) == 11
+    assert "ep_000004" not in set(kept["episode_id"])
