@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sid_fixtures import clustered_embeddings
+from tests.glide_model.sids.sid_fixtures import clustered_embeddings
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@ import time
 
 import numpy as np
 import pytest
-from sid_fixtures import toy_episodes
+from tests.glide_model.sids.sid_fixtures import toy_episodes
 
 from glide_model.sids.collisions import Eligibility
 from glide_model.sids.encoder import embed_episodes

@@ -6,7 +6,7 @@ import pytest
 from glide_model.sids.quantizer import NotFittedError, Quantizer, load_quantizer, read_meta
 from glide_model.sids.rkmeans import RKMeans, kmeans
 
-from sid_fixtures import clustered_embeddings
+from tests.glide_model.sids.sid_fixtures import clustered_embeddings
 
 
 @pytest.fixture(scope="module")
