@@ -26,7 +26,7 @@ class StreamSettings(BaseSettings):
     max_future_s: float = Field(default=86400.0, gt=0)
     max_listen_seconds: int = Field(default=43_200, gt=0)  # longer single listens are `bad_duration`
     recent_cap: int = Field(default=RECENT_SIDS_CAP, ge=1, le=1000)
-    batch_max_records: int = Field(default=20_000, ge=1)  # large batches only form from a backlog
+    batch_max_records: int = Field(default=50_000, ge=1)  # large batches only form from a backlog
     batch_timeout_ms: int = Field(default=50, ge=1)
     session_timeout_s: float = Field(default=10.0, ge=6.0)  # group join takes about half of it
     check_users: bool = True  # dead-letter listens of users with no `user_context` row

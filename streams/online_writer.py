@@ -104,7 +104,10 @@ def _v_ts(v: Any) -> bytes:
 
 
 def _v_string_list(v: Any) -> bytes:
-    return _len_field(12, b"".join(map(_element, v)))
+    parts = list(map(_ELEMENTS.get, v))  # C-level lookups; a miss falls back to _element
+    if None in parts:
+        parts = list(map(_element, v))
+    return _len_field(12, b"".join(parts))
 
 
 def _v_int64_list(v: Any) -> bytes:
