@@ -31,7 +31,7 @@ import orjson
 
 from glide.habits import HABIT_THRESHOLD_SECONDS
 from streams.config import WINDOW_MS
-from streams.online_writer import SKIP
+from streams.online_writer import CHECKPOINTER, SKIP, WAL_BACKSTOP_PAGES
 
 NO_TIME = -1
 
@@ -110,7 +110,8 @@ class PartitionState:
         # NORMAL: a commit survives a killed process (the WAL is in the OS cache); only a power loss
         # can lose the last commits, and then Kafka still holds the events to redo them.
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA wal_autocheckpoint=8192")  # fewer, larger checkpoints (each one fsyncs)
+        self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
+        CHECKPOINTER.add(self.path)  # checkpoints off the commit path
         self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(_SCHEMA)
         self._load()
