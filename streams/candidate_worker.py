@@ -20,14 +20,16 @@ from prometheus_client import Counter, Histogram
 from glide.config import GlideSettings
 from streams import deadletter
 from streams.candidates import CandidateService
-from streams.schemas import SESSION_TOPIC, InvalidEvent, decode_session_start
+from streams.schemas import CATALOG_TOPIC, SESSION_TOPIC, InvalidEvent, decode_catalog_update, decode_session_start
 
 log = logging.getLogger("glide.worker")
 
 CANDIDATES_TOPIC = "glide-candidates"
 INFERENCE_ERROR = "inference_error"
+COLD_START_ERROR = "cold_start_error"
 
 SESSIONS = Counter("glide_worker_sessions_total", "session-start records, by outcome", ["outcome"])
+NEW_EPISODES = Counter("glide_worker_new_episodes_total", "catalog-updates made recommendable, by outcome", ["outcome"])
 LATENCY = Histogram("glide_worker_request_seconds", "Per-session candidate generation time (amortised over a batch)",
                     buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 
@@ -47,8 +49,9 @@ async def run_candidate_worker(
     skipped and counted as `stale`: their listener has moved on, and a backlog must not delay
     fresh sessions (None serves every session, e.g. for backfills)."""
     bootstrap = settings.bootstrap_servers()
+    # catalog-updates too: new episodes become recommendable here without a refit or restart.
     consumer = AIOKafkaConsumer(
-        SESSION_TOPIC, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+        SESSION_TOPIC, CATALOG_TOPIC, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(1000, session_timeout_ms // 3), max_poll_interval_ms=300_000,
     )
@@ -59,8 +62,13 @@ async def run_candidate_worker(
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=linger_ms, max_records=max_batch)
             records = [r for part in batches.values() for r in part]
+            catalog = [r for r in records if r.topic == CATALOG_TOPIC]
+            sessions = [r for r in records if r.topic != CATALOG_TOPIC]
+            if catalog:  # first, so a session in the same batch can already get the new episodes
+                await _add_episodes(service, producer, catalog)
+            if sessions:
+                await _handle(service, producer, sessions, max_session_age_s)
             if records:
-                await _handle(service, producer, records, max_session_age_s)
                 await consumer.commit()
     finally:
         await consumer.stop()
@@ -98,6 +106,30 @@ async def _handle(service: CandidateService, producer: AIOKafkaProducer, records
         SESSIONS.labels("served").inc(len(results))
     await deadletter.send_all(producer, letters)
     SESSIONS.labels("dead_letter").inc(len(letters))
+
+
+async def _add_episodes(service: CandidateService, producer: AIOKafkaProducer, records) -> None:
+    episodes, origin, letters = [], [], []
+    for r in records:
+        try:
+            update = decode_catalog_update(r.value)
+        except InvalidEvent:
+            # The stream worker's catalog agent dead-letters invalid updates; count, don't repeat.
+            NEW_EPISODES.labels("invalid").inc()
+            continue
+        e = update.episode
+        episodes.append({"episode_id": e.episode_id, "show_id": e.show_id, "title": e.title,
+                         "description": e.description, "locale": e.locale, "playable": e.playable,
+                         "popularity": e.popularity})
+        origin.append(r)
+    if episodes and service.sid_index is not None:
+        try:
+            await asyncio.to_thread(service.add_episodes, episodes)
+            NEW_EPISODES.labels("added").inc(len(episodes))
+        except Exception as exc:  # noqa: BLE001 - a bad episode must not stop serving
+            log.exception("cold-start assignment failed for %d episodes", len(episodes))
+            letters.extend(_letter(r, COLD_START_ERROR, f"{type(exc).__name__}: {exc}") for r in origin)
+    await deadletter.send_all(producer, letters)
 
 
 def _recommend_and_publish(service: CandidateService, sessions):

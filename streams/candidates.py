@@ -74,6 +74,7 @@ class CandidateService:
         show_of: Mapping[str, str],
         model_version: str,
         config: CandidateConfig | None = None,
+        sid_index=None,
     ):
         self.store = store
         self.backend = backend
@@ -83,6 +84,21 @@ class CandidateService:
         self.config = config or CandidateConfig()
         self._inputs = store.get_feature_service("glide_inputs")
         self._last_push_us = 0
+        self.sid_index = sid_index  # glide_model.sids.live.SidIndex sharing `table` and the backend's trie
+
+    def add_episodes(self, episodes: Sequence[Mapping]) -> dict[str, tuple[int, ...]]:
+        """Make new episodes recommendable now: one embedding pass, then trie and table inserts.
+        Episodes already served keep their SID (a revised text is picked up by `glide sids refresh`)."""
+        if self.sid_index is None:
+            raise RuntimeError("this service has no SidIndex (quantizer artifact missing): new episodes "
+                               "become recommendable only after a restart")
+        new = {e["episode_id"]: e for e in episodes if e["episode_id"] not in self.table}
+        if not new:
+            return {}
+        added = self.sid_index.add_episodes(pd.DataFrame(list(new.values())))
+        for episode_id, episode in new.items():
+            self.show_of[episode_id] = episode["show_id"]
+        return added
 
     def requests(self, sessions: Sequence[SessionStart]) -> tuple[list[RecRequest], list[list[str]]]:
         """Prompt inputs per session from Feast, plus each user's recent episode ids."""

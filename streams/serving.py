@@ -21,6 +21,9 @@ def build_service(
     from glide.catalog import CatalogDB
     from glide_model.llm.checkpoint import Manifest, check_compatible, load_checkpoint
     from glide_model.sids.collisions import CollisionTable
+    from glide_model.sids.encoder import TextEncoder
+    from glide_model.sids.live import SidIndex
+    from glide_model.sids.quantizer import load_quantizer
     from glide_model.sids.trie import SidTrie
     from streams.feature_store import open_store
 
@@ -41,6 +44,12 @@ def build_service(
     episodes = db.episodes_frame()
     table = CollisionTable.from_frame(episodes, assignments)
     trie = SidTrie(np.asarray(list(assignments.values()), dtype=np.int64), manifest.codebook_size)
+    # Live cold start: new episodes from `catalog-updates` are encoded with the model's quantizer into
+    # this same trie and collision table (the encoder loads on the first new episode).
+    index = None
+    quantizer = db.get_quantizer(manifest.quantizer_version)
+    if quantizer and Path(quantizer["artifact_path"]).is_dir():
+        index = SidIndex(load_quantizer(quantizer["artifact_path"]), TextEncoder(), trie, table)
     if backend == "vllm":
         from glide_model.llm.vllm_backend import VLLMBackend  # only inside infra/vllm's venv
 
@@ -53,4 +62,5 @@ def build_service(
     else:
         raise ConfigError(f"unknown backend {backend!r}: use hf or vllm")
     show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
-    return CandidateService(open_store(settings), gen, table, show_of, version or model_dir.name, config)
+    return CandidateService(open_store(settings), gen, table, show_of, version or model_dir.name, config,
+                            sid_index=index)

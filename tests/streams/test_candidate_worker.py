@@ -52,7 +52,14 @@ def served(embedded_stack, tmp_path_factory):
     db.migrate()
     db.upsert_shows([{"show_id": f"s{j}", "title": f"Show {j}", "locale": LOCALES[j // 4]} for j in range(8)])
     db.upsert_episodes(episodes)
-    db.register_quantizer("q-worker", "rkmeans", "-", M, K, {})
+    # A real quantizer of the same shape, so new episodes can be encoded live (cold start).
+    from glide_model.sids.encoder import TextEncoder, embed_episodes
+    from glide_model.sids.quantizer import make_quantizer
+
+    quantizer = make_quantizer("rkmeans", M, K, 0).fit(embed_episodes(TextEncoder(), episodes, progress=False),
+                                                       encoder="all-MiniLM-L6-v2")
+    artifact = quantizer.save(tmp_path_factory.mktemp("q") / "q-worker")
+    db.register_quantizer("q-worker", "rkmeans", str(artifact), M, K, {})
     db.save_sid_assignments("q-worker", codes)
 
     work = tmp_path_factory.mktemp("model")
@@ -107,11 +114,45 @@ def served(embedded_stack, tmp_path_factory):
         await task
 
     asyncio.run(serve_until_done())
-    return settings, store, episodes.set_index("episode_id"), codes
+    return settings, store, episodes.set_index("episode_id"), codes, service
+
+
+def test_a_new_episode_on_catalog_updates_becomes_recommendable_without_a_refit(served):
+    settings, _, _, _, service = served
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers())
+    published = int(time.time() * 1000)
+    producer.send("catalog-updates", key=b"e-new", value=orjson.dumps({
+        "event_id": "cu-new", "ts": published, "episode": {
+            "episode_id": "e-new", "show_id": "s0", "title": "Breaking news from the newsroom",
+            "description": "Today's headlines and reporters on the ground.", "locale": "en-US",
+            "published_at": published, "playable": True, "popularity": 1000.0}}))
+    producer.flush()
+    sent = time.perf_counter()
+
+    async def serve_until_known() -> float:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_candidate_worker(settings, service, stop, session_timeout_ms=6000))
+        deadline = time.monotonic() + 90
+        while "e-new" not in service.table and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - sent
+        stop.set()
+        await task
+        return seconds
+
+    seconds = asyncio.run(serve_until_known())
+    assert "e-new" in service.table, "the new episode never reached the serving collision table"
+    codes = service.table.codes_of("e-new")
+    assert codes in service.backend.trie  # generation can now produce its SID
+    from glide_model.sids.collisions import Eligibility
+
+    assert service.table.resolve(codes, Eligibility.for_user("en-US")) == "e-new"  # most popular in its bucket
+    assert service.show_of["e-new"] == "s0"
+    print(f"catalog-update -> recommendable in {seconds:.2f} s (includes consumer group join)")
 
 
 def test_candidates_reach_feast_and_obey_eligibility(served):
-    _, store, episodes, _ = served
+    _, store, episodes, _, _ = served
     got = online_features(store, store.get_feature_service("ranker_candidates"),
                           [{"user_id": "u1"}, {"user_id": "u2"}, {"user_id": "u-unknown"}])
     for user, ids, scores, locale in zip(("u1", "u2", "u-unknown"), got["candidate_episode_ids"],
@@ -129,7 +170,7 @@ def test_candidates_reach_feast_and_obey_eligibility(served):
 
 
 def test_collisions_resolve_to_the_most_popular_eligible_episode(served):
-    _, store, episodes, codes = served
+    _, store, episodes, codes, _ = served
     got = online_features(store, ["glide_candidates:candidate_episode_ids"], [{"user_id": "u2"}])
     for eid in got["candidate_episode_ids"][0]:
         bucket = episodes.loc[[e for e, c in codes.items() if c == codes[eid]]]
