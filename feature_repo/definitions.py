@@ -32,6 +32,10 @@ from feast.types import Array, Bool, Float32, Int64, String, UnixTimestamp
 PROFILE = os.environ.get("GLIDE_PROFILE", "embedded")
 DATA_DIR = Path(os.environ.get("GLIDE_DATA_DIR", Path(__file__).resolve().parent.parent / ".glide"))
 OFFLINE_DIR = DATA_DIR.expanduser().resolve() / "offline"
+# Stock `feast apply` in a fresh clone: the SQLite registry and online store of feature_store.yaml
+# live under ../.glide/feast, which SQLite will not create.
+if PROFILE == "embedded":
+    (DATA_DIR.expanduser().resolve() / "feast").mkdir(parents=True, exist_ok=True)
 POSTGRES_SCHEMA = os.environ.get("GLIDE_POSTGRES_SCHEMA", "glide")
 TIMESTAMP = "event_timestamp"
 
