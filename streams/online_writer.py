@@ -1,8 +1,8 @@
 """Bulk, newest-wins writes into Feast's online store, in Feast's own storage format, without importing
 Feast (an import costs 7-16 s here, which every worker restart would pay).
 
-Why not ``store.push``: ~1 ms per call plus per-row pandas/proto conversion, far too slow for tens
-of thousands of updates a second. This module writes the bytes Feast's SQLite and Redis online stores
+Why not ``store.push``: measured on SQLite here, 256 calls/s one row at a time and 12.9k rows/s for
+a single 20k-row frame, far too slow for tens of thousands of updates a second. This module writes the bytes Feast's SQLite and Redis online stores
 write (serialized entity keys v3, ``feast.types.Value`` protobufs), so ``get_online_features`` reads
 them unchanged; ``tests/streams/test_online_writer.py`` checks the bytes against Feast's own code.
 
