@@ -26,7 +26,13 @@ def serve(host: str, port: int) -> int | None:
     """Start the /metrics endpoint in a daemon thread; returns the bound port (None when port < 0)."""
     if port < 0:
         return None
-    server, _thread = start_http_server(port, addr=host)
+    try:
+        server, _thread = start_http_server(port, addr=host)
+    except OSError as exc:
+        from glide.config import ConfigError
+
+        raise ConfigError(f"metrics port {host}:{port} is unavailable ({exc.strerror}): give each worker on a "
+                          "host its own GLIDE_STREAMS_METRICS_PORT (0 = any free port, -1 = off)") from None
     bound = server.server_port
     log.info("metrics endpoint up", extra={"url": f"http://{host}:{bound}/metrics"})
     return bound
