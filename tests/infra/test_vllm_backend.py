@@ -104,7 +104,7 @@ def _hf(export: Path, trie: SidTrie, rows: list[dict]) -> list[list[tuple[tuple[
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("vllm")
     rng = np.random.default_rng(0)
-    codes = np.unique(rng.integers(0, K, size=(200, LEVELS)), axis=0)  # ~180 of 512 SIDs: pruning matters
+    codes = np.unique(rng.integers(0, K, size=(200, LEVELS)), axis=0)  # 167 of 512 SIDs: pruning matters
     np.save(root / "trie.npy", codes)
     rows = _requests(codes)
     (root / "requests.json").write_text(json.dumps(rows))
