@@ -217,8 +217,9 @@ def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | N
         t0, last, online = time.perf_counter(), None, None
         while time.perf_counter() - t0 < 240:
             feats = _user_features(store, user, shows)
-            online = feats.set_index("show_id")["seconds_28d"].fillna(0).astype(int)
-            cells = [f"{int(v or 0)}{' H' if h else ''}" for v, h in zip(feats["seconds_28d"], feats["habitual"])]
+            online = pd.to_numeric(feats.set_index("show_id")["seconds_28d"]).fillna(0).astype(int)
+            cells = [f"{0 if pd.isna(v) else int(v)}{'' if pd.isna(h) or not h else ' H'}"  # None/NaN: no row yet
+                     for v, h in zip(feats["seconds_28d"], feats["habitual"])]
             row = (*cells, str(len(_recent(store, user))))
             if row != last:
                 table.add_row(f"{time.perf_counter() - t0:.0f}", *row)
