@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +23,9 @@ TOPICS: tuple[str, ...] = (
     "glide-candidates",
     "dead-letter",
 )
+
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 class ConfigError(ValueError):
@@ -97,15 +100,20 @@ def read_stack_state(settings: GlideSettings) -> dict | None:
         return None
 
 
-def load_settings(**overrides) -> GlideSettings:
-    """Settings from the environment, with explicit overrides; a bad value raises ConfigError."""
+def build_settings(cls: type[S], what: str = "setting", **overrides) -> S:
+    """``cls`` from its environment with explicit (non-None) overrides; a bad value raises ConfigError
+    naming the field and its environment variable."""
     from pydantic import ValidationError
 
     try:
-        return GlideSettings(**{k: v for k, v in overrides.items() if v is not None})
+        return cls(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(
-            f"bad setting {loc!r} (env GLIDE_{loc.upper()}): {first['msg']}"
-        ) from None
+        env = f"{cls.model_config.get('env_prefix', '')}{loc.upper()}"
+        raise ConfigError(f"bad {what} {loc!r} (env {env}): {first['msg']}") from None
+
+
+def load_settings(**overrides) -> GlideSettings:
+    """Settings from the environment, with explicit overrides; a bad value raises ConfigError."""
+    return build_settings(GlideSettings, **overrides)

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from glide.config import ConfigError, GlideSettings
+from glide.config import ConfigError, GlideSettings, build_settings
 from glide.habits import HABIT_WINDOW, RECENT_SIDS_CAP
 
 WINDOW_MS = int(HABIT_WINDOW.total_seconds() * 1000)
@@ -73,11 +73,4 @@ class StreamSettings(BaseSettings):
 
 def load_stream_settings(**overrides) -> StreamSettings:
     """Settings from GLIDE_STREAMS_* with explicit overrides; a bad value raises ConfigError."""
-    from pydantic import ValidationError
-
-    try:
-        return StreamSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"bad stream setting {loc!r} (env GLIDE_STREAMS_{loc.upper()}): {first['msg']}") from None
+    return build_settings(StreamSettings, "stream setting", **overrides)
