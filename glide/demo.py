@@ -90,11 +90,10 @@ def _wait_ready(settings: GlideSettings, worker: subprocess.Popen, timeout_s: fl
 
 
 def _user_features(store, user_id: str, shows: list[str]) -> pd.DataFrame:
-    from streams.feature_store import online_features
+    from streams.feature_store import read_user_show_features
 
-    got = online_features(store, ["user_show_listening_28d:listen_seconds_28d", "user_show_listening_28d:habitual"],
-                          [{"user_id": user_id, "show_id": s} for s in shows])
-    return pd.DataFrame({"show_id": shows, "seconds_28d": got["listen_seconds_28d"], "habitual": got["habitual"]})
+    got = read_user_show_features(store, user_id, shows)  # as stored: exact at the stream's watermark
+    return got.rename(columns={"listen_seconds_28d": "seconds_28d"})[["show_id", "seconds_28d", "habitual"]]
 
 
 def _recent(store, user_id: str) -> list[str]:

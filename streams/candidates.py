@@ -19,7 +19,7 @@ import pandas as pd
 from glide.habits import unflatten_codes
 from glide_model.llm.decoding import GenerationBackend, RecRequest
 from glide_model.sids.collisions import CollisionTable, Eligibility
-from streams.feature_store import online_features, push
+from streams.feature_store import online_features, push, read_user_show_features
 from streams.schemas import SessionStart
 
 MODES = ("familiar", "unfamiliar")
@@ -118,13 +118,12 @@ class CandidateService:
             recent.append(list(rows["recent_episode_ids"][i] or []))
         return requests, recent
 
-    def habitual_shows(self, user_id: str, shows: set[str]) -> set[str]:
+    def habitual_shows(self, user_id: str, shows: set[str], as_of: pd.Timestamp) -> set[str]:
+        """The user's habitual shows among ``shows`` at ``as_of`` (expiry-corrected, like every reader)."""
         if not shows:
             return set()
-        ordered = sorted(shows)
-        got = online_features(self.store, ["user_show_listening_28d:habitual"],
-                              [{"user_id": user_id, "show_id": s} for s in ordered])
-        return {s for s, h in zip(ordered, got["habitual"]) if h}
+        features = read_user_show_features(self.store, user_id, sorted(shows), as_of)
+        return set(features.loc[features["habitual"], "show_id"])
 
     def recommend(self, sessions: Sequence[SessionStart]) -> list[CandidateSet]:
         if not sessions:
@@ -137,7 +136,7 @@ class CandidateService:
         for session, request, consumed, candidates in zip(sessions, requests, recent, beams):
             sids = [codes for codes, _ in candidates]
             touched = {self.show_of.get(e) for codes in sids for e in self.table.episodes(codes)} - {None}
-            habitual = self.habitual_shows(session.user_id, touched)
+            habitual = self.habitual_shows(session.user_id, touched, pd.Timestamp(session.ts, unit="ms", tz="UTC"))
             eligible = Eligibility.for_user(
                 locale=request.locale if self.config.locale_filter and request.locale else None,
                 consumed=consumed,
