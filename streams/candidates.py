@@ -4,14 +4,22 @@ and cache the result in Feast (`glide_candidates`, read by rankers through `rank
 
 Eligibility of an episode for a user: playable, in the user's locale, not already a candidate, not
 among the user's recent listens, and not from a show that is habitual for the user right now
-(>= 600 s in 28 days, read from `user_show_listening_28d` for the shows the beams touch).
+(>= 600 s in 28 days, read from `user_show_listening_28d`). `unfamiliar` requests also skip the
+shows of the user's recent listens.
+
+Eligibility-aware decoding (`CandidateConfig.eligible_decoding`, on by default): before the beam
+search, the rules known up front (locale, playable, recent episodes, the recent shows' habit state,
+the mode's show rule) cut the catalog trie down to the SIDs this user can be served
+(glide_model/sids/eligible.py), so the 30 beams are not spent on candidates that would be dropped.
+Habit state of shows outside the recent history is still checked after generation, for the shows
+the beams touch.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -19,6 +27,7 @@ import pandas as pd
 from glide.habits import unflatten_codes
 from glide_model.llm.decoding import GenerationBackend, RecRequest
 from glide_model.sids.collisions import CollisionTable, Eligibility
+from glide_model.sids.eligible import EligibleSids
 from streams.feature_store import online_features, push, read_user_show_features
 from streams.schemas import SessionStart
 
@@ -34,6 +43,7 @@ class CandidateConfig:
         "home": "unfamiliar", "exploration": "unfamiliar", "search": "familiar", "show_page": "familiar",
     })
     locale_filter: bool = True
+    eligible_decoding: bool = True
 
 
 @dataclass
@@ -53,6 +63,10 @@ class CandidateSet:
             "episode_ids": self.episode_ids, "scores": self.scores, "model_version": self.model_version,
             "generated_at": self.generated_at_ms,
         }
+
+
+def _as_of(session: SessionStart) -> pd.Timestamp:
+    return pd.Timestamp(session.ts, unit="ms", tz="UTC")
 
 
 def session_mode(session: SessionStart, config: CandidateConfig) -> str:
@@ -85,6 +99,11 @@ class CandidateService:
         self._inputs = store.get_feature_service("glide_inputs")
         self._last_push_us = 0
         self.sid_index = sid_index  # glide_model.sids.live.SidIndex sharing `table` and the backend's trie
+        trie = getattr(backend, "trie", None)
+        self.eligible = (
+            EligibleSids(table, show_of, trie.codebook_size)
+            if self.config.eligible_decoding and trie is not None else None
+        )
 
     def add_episodes(self, episodes: Sequence[Mapping]) -> dict[str, tuple[int, ...]]:
         """Make new episodes recommendable now: one embedding pass, then trie and table inserts.
@@ -130,17 +149,31 @@ class CandidateService:
             return []
         started = time.perf_counter()
         requests, recent = self.requests(sessions)
-        beams = self.backend.generate(requests)
+        habitual: list[set[str]] = []
+        checked: list[set[str]] = []
+        for session, consumed in zip(sessions, recent):
+            shows = {self.show_of.get(e) for e in consumed} - {None}
+            habitual.append(self.habitual_shows(session.user_id, shows, _as_of(session)))
+            checked.append(shows)
+        if self.eligible is not None:
+            requests = [self._restrict(r, c, h, shows) for r, c, h, shows in zip(requests, recent, habitual, checked)]
+        live = [i for i, r in enumerate(requests) if self.eligible is None or r.allowed is not None]
+        beams: list[list] = [[] for _ in requests]  # nothing eligible: an empty candidate set, no search
+        for i, cands in zip(live, self.backend.generate([requests[i] for i in live])):
+            beams[i] = cands
         now_ms = int(time.time() * 1000)
         out = []
-        for session, request, consumed, candidates in zip(sessions, requests, recent, beams):
+        for session, request, consumed, candidates, hab, seen_shows in zip(
+            sessions, requests, recent, beams, habitual, checked
+        ):
             sids = [codes for codes, _ in candidates]
             touched = {self.show_of.get(e) for codes in sids for e in self.table.episodes(codes)} - {None}
-            habitual = self.habitual_shows(session.user_id, touched, pd.Timestamp(session.ts, unit="ms", tz="UTC"))
+            hab = hab | self.habitual_shows(session.user_id, touched - seen_shows, _as_of(session))
+            banned = hab | (seen_shows if request.mode == "unfamiliar" else set())
             eligible = Eligibility.for_user(
                 locale=request.locale if self.config.locale_filter and request.locale else None,
                 consumed=consumed,
-                predicate=(lambda e, h=habitual: self.show_of.get(e) not in h) if habitual else None,
+                predicate=(lambda e, b=banned: self.show_of.get(e) not in b) if banned else None,
             )
             resolved = self.table.resolve_many(sids, eligible)
             picked = [(e, float(score)) for e, (_, score) in zip(resolved, candidates) if e is not None]
@@ -152,6 +185,16 @@ class CandidateService:
                 latency_ms=(time.perf_counter() - started) * 1000 / len(sessions),
             ))
         return out
+
+    def _restrict(self, request: RecRequest, consumed: list[str], habitual: set[str], recent_shows: set[str]) -> RecRequest:
+        """The request with its eligible sub-trie (None there when nothing at all is eligible)."""
+        assert self.eligible is not None
+        banned = habitual | (recent_shows if request.mode == "unfamiliar" else set())
+        allowed = self.eligible.trie(
+            locale=request.locale if self.config.locale_filter else None,
+            banned_shows=banned, seen_episodes=consumed,
+        )
+        return replace(request, allowed=allowed)
 
     def publish(self, sets: Sequence[CandidateSet]) -> None:
         """Cache candidates in Feast for rankers (one row per user; the newest wins)."""

@@ -49,6 +49,9 @@ class RecRequest:
     affinity_topics: Sequence[str] = ()
     cf_embedding: np.ndarray | None = field(default=None, compare=False)
     user_id: str | None = None
+    # Eligibility-aware decoding: the SIDs this request may produce (those with at least one
+    # episode the user may be served). None: the whole catalog trie. Must lie inside it.
+    allowed: SidTrie | None = field(default=None, compare=False)
 
     def as_row(self) -> dict:
         return {
@@ -128,6 +131,19 @@ class TrieMasks:
         return row
 
 
+class BatchMasks:
+    """Per-request masks for one batch: beam rows are request-major, so rows split evenly by request."""
+
+    def __init__(self, masks: Sequence[TrieMasks]):
+        self.masks = list(masks)
+
+    def allowed(self, prefixes: np.ndarray) -> np.ndarray:
+        per = prefixes.shape[0] // len(self.masks)
+        if per * len(self.masks) != prefixes.shape[0]:
+            raise ValueError(f"{prefixes.shape[0]} beam rows do not split over {len(self.masks)} requests")
+        return np.concatenate([m.allowed(prefixes[i * per : (i + 1) * per]) for i, m in enumerate(self.masks)])
+
+
 def additive(allowed: np.ndarray, device: torch.device) -> torch.Tensor:
     """Bool rows -> float rows of 0 (allowed) / -inf (not), on the scores' device."""
     ok = torch.from_numpy(np.ascontiguousarray(allowed)).to(device)
@@ -137,7 +153,7 @@ def additive(allowed: np.ndarray, device: torch.device) -> torch.Tensor:
 class TrieLogitsProcessor(LogitsProcessor):
     """Additive -inf mask keeping every beam of ``generate`` inside the SID trie; depth = tokens generated so far."""
 
-    def __init__(self, masks: TrieMasks, glm_vocab, eos_id: int):
+    def __init__(self, masks: TrieMasks | BatchMasks, glm_vocab, eos_id: int):
         self.masks = masks
         self.sid_ids = torch.from_numpy(glm_vocab.sid_ids)  # (M, K)
         self.code_of = glm_vocab.code_lookup()
@@ -180,10 +196,13 @@ def constrained_beam_search(
     batch_size: int = 16,
     engine: str = "sid",
     masks: TrieMasks | None = None,
+    allowed: Sequence[SidTrie | None] | None = None,
 ) -> list[list[Candidate]]:
     """Top SIDs per prompt, best first: distinct, all in the trie, at most ``num_return`` (default num_beams).
 
     Pass a long-lived ``masks`` (``TrieMasks(trie)``) to reuse its per-prefix rows across calls.
+    ``allowed`` (one per prompt, None = whole trie) restricts each prompt to its own sub-trie, so
+    beams are never spent on SIDs the request could not be served (eligibility-aware decoding).
     """
     num_return = num_return or num_beams
     _check_shapes(glm, trie, num_beams, num_return)
@@ -193,20 +212,31 @@ def constrained_beam_search(
     search = _sid_beam_search if engine == "sid" else _hf_beam_search
     was_training = glm.model.training
     glm.eval()
+    if allowed is not None:
+        if len(allowed) != len(items):
+            raise ValueError(f"{len(allowed)} allowed tries for {len(items)} prompts")
+        for sub in allowed:
+            if sub is not None and (sub.levels, sub.codebook_size) != (trie.levels, trie.codebook_size):
+                raise ValueError("an allowed sub-trie has another SID shape than the catalog trie")
     results: list[list[Candidate]] = []
     try:
         for start in range(0, len(items), batch_size):
             chunk = list(items[start : start + batch_size])
             chunk_cf = list(cf[start : start + batch_size]) if cf is not None else None
             batch = glm.collate(chunk, chunk_cf, left_pad=True).to(glm.device)
-            codes, scores = search(glm, batch, masks, num_beams, num_return)  # (B, R, M), (B, R) on cpu
-            for row_codes, row_scores in zip(codes.tolist(), scores.tolist()):
+            subs = list(allowed[start : start + batch_size]) if allowed is not None else [None] * len(chunk)
+            batch_masks = masks if all(t is None for t in subs) else BatchMasks(
+                [masks if t is None else TrieMasks(t) for t in subs]
+            )
+            codes, scores = search(glm, batch, batch_masks, num_beams, num_return)  # (B, R, M), (B, R) on cpu
+            for row_codes, row_scores, sub in zip(codes.tolist(), scores.tolist(), subs):
+                valid = trie if sub is None else sub
                 cands: list[Candidate] = []
                 seen: set[tuple[int, ...]] = set()
                 for c, s in zip(row_codes, row_scores):
                     c = tuple(c)
                     # Beams that had to take a masked token (catalog smaller than the beam) carry -inf.
-                    if not np.isfinite(s) or min(c) < 0 or c in seen or c not in trie:
+                    if not np.isfinite(s) or min(c) < 0 or c in seen or c not in valid or c not in trie:
                         continue
                     seen.add(c)
                     cands.append((c, float(s)))
@@ -217,7 +247,7 @@ def constrained_beam_search(
 
 
 def _sid_beam_search(
-    glm: GlideLM, batch, masks: TrieMasks, num_beams: int, num_return: int
+    glm: GlideLM, batch, masks: TrieMasks | BatchMasks, num_beams: int, num_return: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed-length constrained beam search with one shared prefill per prompt."""
     model, vocab = glm.model, glm.vocab
@@ -262,7 +292,7 @@ def _sid_beam_search(
 
 
 def _hf_beam_search(
-    glm: GlideLM, batch, masks: TrieMasks, num_beams: int, num_return: int
+    glm: GlideLM, batch, masks: TrieMasks | BatchMasks, num_beams: int, num_return: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``model.generate`` beam search with the trie LogitsProcessor (reference engine)."""
     levels = glm.vocab.levels
@@ -357,6 +387,7 @@ class HFBackend:
             batch_size=self.batch_size,
             engine=self.engine,
             masks=self.masks,
+            allowed=[r.allowed for r in requests] if any(r.allowed is not None for r in requests) else None,
         )
 
 

@@ -317,11 +317,14 @@ class VLLMBackend:
             return []
         items = self.prompts.encode_rec([r.as_row() for r in requests], with_target=False)
         t0 = time.perf_counter()
+        subs = [r.allowed for r in requests]
         if self.projector is not None:
             vectors = self._soft_vectors(items, [r.cf_embedding for r in requests])
-            path, out = "loop", self._beam_loop([self._mixed_prompt(e.input_ids, v) for e, v in zip(items, vectors)])
-        elif self.method == "loop" or len(self.trie) != self._snapshot_size:
-            path, out = "loop", self._beam_loop([{"prompt_token_ids": list(e.input_ids)} for e in items])
+            bases = [self._mixed_prompt(e.input_ids, v) for e, v in zip(items, vectors)]
+            path, out = "loop", self._beam_loop(bases, subs)
+        elif self.method == "loop" or len(self.trie) != self._snapshot_size or any(t is not None for t in subs):
+            # per-request eligibility (RecRequest.allowed) needs the loop: the engine's trie is global
+            path, out = "loop", self._beam_loop([{"prompt_token_ids": list(e.input_ids)} for e in items], subs)
         else:
             path, out = "builtin", self._builtin([list(e.input_ids) for e in items])
         self.last_run = {"path": path, "seconds": time.perf_counter() - t0, "requests": len(requests)}
@@ -389,7 +392,9 @@ class VLLMBackend:
             results.append(self._finish(cands))
         return results
 
-    def _allowed_codes(self, prefix: tuple[int, ...]) -> np.ndarray:
+    def _allowed_codes(self, prefix: tuple[int, ...], sub: SidTrie | None = None) -> np.ndarray:
+        if sub is not None:
+            return sub.children(prefix)
         if self._children_size != len(self.trie):  # trie.add() since the cache was filled
             self._children, self._children_size = {}, len(self.trie)
         hit = self._children.get(prefix)
@@ -397,8 +402,11 @@ class VLLMBackend:
             hit = self._children[prefix] = self.trie.children(prefix)
         return hit
 
-    def _beam_loop(self, bases: list[dict]) -> list[list[Candidate]]:
-        """Trie-constrained beam search with one ``generate(max_tokens=1)`` per live beam and step."""
+    def _beam_loop(self, bases: list[dict], subs: Sequence[SidTrie | None] | None = None) -> list[list[Candidate]]:
+        """Trie-constrained beam search with one ``generate(max_tokens=1)`` per live beam and step.
+
+        ``subs``: per request, the sub-trie it may produce (RecRequest.allowed), None = whole trie."""
+        subs = list(subs) if subs is not None else [None] * len(bases)
         SamplingParams = self._vllm.SamplingParams
         beams: list[list[tuple[tuple[int, ...], float]]] = [[((), 0.0)] for _ in bases]  # (tokens, score)
         levels = self.vocab.levels
@@ -406,7 +414,7 @@ class VLLMBackend:
             inputs, params, owners = [], [], []
             for r, live in enumerate(beams):
                 for tokens, score in live:
-                    codes = self._allowed_codes(tuple(int(self._code_of[t]) for t in tokens))
+                    codes = self._allowed_codes(tuple(int(self._code_of[t]) for t in tokens), subs[r])
                     if len(codes) == 0:
                         continue
                     allowed = self.vocab.sid_ids[depth, codes]
@@ -428,9 +436,9 @@ class VLLMBackend:
                     if tid in allowed and math.isfinite(lp.logprob):
                         grown[r].append((tokens + (tid,), score + lp.logprob))
             beams = [sorted(g, key=lambda b: b[1], reverse=True)[: self.num_beams] for g in grown]
-        return [self._finish(live) for live in beams]
+        return [self._finish(live, sub) for live, sub in zip(beams, subs)]
 
-    def _finish(self, cands: Sequence[tuple[Sequence[int], float]]) -> list[Candidate]:
+    def _finish(self, cands: Sequence[tuple[Sequence[int], float]], sub: SidTrie | None = None) -> list[Candidate]:
         """Token sequences -> distinct trie-valid SIDs with finite scores, best first, at most num_return."""
         out: list[Candidate] = []
         seen: set[tuple[int, ...]] = set()
@@ -441,7 +449,7 @@ class VLLMBackend:
                 codes = self.vocab.ids_to_codes(tokens)
             except ValueError:
                 continue
-            if codes in seen or codes not in self.trie:
+            if codes in seen or codes not in self.trie or (sub is not None and codes not in sub):
                 continue
             seen.add(codes)
             out.append((codes, score))

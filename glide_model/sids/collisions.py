@@ -53,6 +53,7 @@ class CollisionTable:
     levels: int
     _buckets: dict[Sid, list[tuple[float, str]]] = field(default_factory=dict)
     _episodes: dict[str, _Episode] = field(default_factory=dict)
+    version: int = 0  # bumped by every change, so derived indexes (EligibleSids) know to rebuild
 
     # --- building ---------------------------------------------------------------------------
     @classmethod
@@ -118,10 +119,12 @@ class CollisionTable:
             self.remove_episode(episode_id)
         ep = _Episode(sid, popularity, bool(playable), locale)
         self._episodes[episode_id] = ep
+        self.version += 1
         bisect.insort(self._buckets.setdefault(sid, []), (ep.sort_key, episode_id))
 
     def remove_episode(self, episode_id: str) -> None:
         ep = self._episodes.pop(episode_id)
+        self.version += 1
         bucket = self._buckets[ep.codes]
         bucket.remove((ep.sort_key, episode_id))
         if not bucket:
@@ -136,6 +139,7 @@ class CollisionTable:
 
     def set_playable(self, episode_id: str, playable: bool) -> None:
         self._episodes[episode_id].playable = bool(playable)
+        self.version += 1
 
     # --- serving ----------------------------------------------------------------------------
     def episodes(self, codes: Sequence[int]) -> list[str]:
@@ -175,6 +179,13 @@ class CollisionTable:
                 taken.add(eid)
             out.append(eid)
         return out
+
+    def catalog(self) -> tuple[list[str], np.ndarray, np.ndarray, list[str | None]]:
+        """Every episode as parallel arrays: ids, codes (N, M), playable (N,), locales."""
+        ids = list(self._episodes)
+        eps = [self._episodes[e] for e in ids]
+        codes = np.array([ep.codes for ep in eps], dtype=np.int64).reshape(len(ids), self.levels)
+        return ids, codes, np.array([ep.playable for ep in eps], dtype=bool), [ep.locale for ep in eps]
 
     def codes_of(self, episode_id: str) -> Sid:
         return self._episodes[episode_id].codes

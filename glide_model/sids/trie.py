@@ -23,12 +23,14 @@ class SidTrie:
             raise ValueError(f"codebook_size**levels = {codebook_size}**{codes.shape[1]} overflows int64 keys")
         self.levels = codes.shape[1]
         self.codebook_size = codebook_size
-        unique = np.unique(codes, axis=0)
-        # prefix key of depth d: codes[:, :d] folded into one integer (base K).
+        # prefix key of depth d: codes[:, :d] folded into one integer (base K). Unique 1-D keys, not
+        # np.unique(axis=0): per-request sub-tries (eligibility-aware decoding) are built often.
+        full = np.unique(self._fold(codes))
         self._keys: list[np.ndarray] = []
         for depth in range(1, self.levels + 1):
-            self._keys.append(np.unique(self._fold(unique[:, :depth])))
-        self.size = len(unique)
+            shift = codebook_size ** (self.levels - depth)
+            self._keys.append(full if depth == self.levels else np.unique(full // shift))
+        self.size = len(full)
 
     def _fold(self, prefixes: np.ndarray) -> np.ndarray:
         key = np.zeros(prefixes.shape[0], dtype=np.int64)

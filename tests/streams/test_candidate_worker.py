@@ -193,3 +193,17 @@ def test_candidates_are_published_and_bad_sessions_dead_lettered(served):
     consumer.close()
     assert {e["user_id"] for e in events} == {"u1", "u2", "u-unknown"}  # not the stale session
     assert sorted(reasons) == ["malformed_json", "schema"]
+
+
+def test_eligibility_aware_decoding_spends_every_beam_on_servable_sids(served):
+    """u1 (en-US, unfamiliar on home) may only get show s3: s1 is habitual, s0/s2 are the shows of
+    the recent listens. The beams are restricted to eligible SIDs, so every eligible SID is reached
+    (3 of them, fewer than the 8 beams), each as its most popular eligible episode; u2 (de-DE, no
+    history) has more eligible SIDs than beams and gets a full set of 8."""
+    _, store, episodes, codes, _ = served
+    got = online_features(store, ["glide_candidates:candidate_episode_ids"], [{"user_id": "u1"}, {"user_id": "u2"}])
+    u1, u2 = got["candidate_episode_ids"]
+    allowed = episodes[(episodes["show_id"] == "s3") & episodes["playable"] & (episodes["locale"] == "en-US")]
+    assert {codes[e] for e in u1} == {codes[e] for e in allowed.index}
+    assert set(episodes.loc[u1, "show_id"]) == {"s3"}
+    assert len(u2) == K

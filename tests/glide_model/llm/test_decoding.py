@@ -76,3 +76,28 @@ def test_batching_does_not_change_results(glm):
 def test_wrong_trie_shape_is_refused(glm):
     with pytest.raises(ValueError, match="quantizer"):
         constrained_beam_search(glm, [], SidTrie(np.zeros((1, M + 1), dtype=int), K))
+
+
+@pytest.mark.parametrize("engine", ["sid", "hf"])
+def test_per_request_allowed_tries_restrict_each_request(glm, engine):
+    """Eligibility-aware decoding: each request only gets SIDs of its own sub-trie, and a request
+    without one still searches the whole catalog; an unrestricted request in the same batch is
+    unchanged by its neighbours' restrictions."""
+    from dataclasses import replace
+
+    codes = np.unique(np.random.default_rng(2).integers(0, K, size=(150, M)), axis=0)
+    trie = SidTrie(codes, K)
+    small, medium = SidTrie(codes[:7], K), SidTrie(codes[40:100], K)
+    reqs = requests(3)
+    restricted = [replace(reqs[0], allowed=small), reqs[1], replace(reqs[2], allowed=medium)]
+    backend = HFBackend(glm, trie, num_beams=30, engine=engine)
+    got = backend.generate(restricted)
+    assert sorted(c for c, _ in got[0]) == sorted(map(tuple, codes[:7].tolist()))  # all 7, nothing else
+    assert len(got[2]) == 30 and all(c in medium for c, _ in got[2])
+    free = backend.generate([reqs[1]])[0]
+    assert [c for c, _ in got[1]] == [c for c, _ in free]
+    assert any(c not in medium for c, _ in free)  # the restriction is what kept request 2 inside
+    # the restricted beams are the unrestricted model's best SIDs inside the sub-trie, same scores
+    whole = HFBackend(glm, trie, num_beams=150, engine="sid").generate([reqs[2]])[0]
+    inside = [(c, s) for c, s in whole if c in medium][:30]
+    assert [c for c, _ in got[2]][:10] == [c for c, _ in inside][:10]

@@ -116,3 +116,20 @@ def test_weighted_sampler_follows_weights_and_resumes():
     assert [u.next() for _ in range(3)] == expected
     with pytest.raises(ValueError, match="weights"):
         BatchSampler(2, 1, weights=[1.0, float("nan")])
+
+
+def test_left_padded_tail_loss_equals_full_loss(world):
+    """Training collates left-padded and runs the LM head on the target tail only; the loss must be
+    the same number as the full right-padded forward pass with HF's own label shift."""
+    catalog, codes, examples = world
+    glm = make_glm(seed=1)
+    from glide_model.llm.instruct import instruct_data
+
+    data = instruct_data(glm, examples.head(6))
+    items, cf = data.items, data.cf
+    right = glm.collate(items, cf)
+    left = glm.collate(items, cf, left_pad=True)
+    assert len({len(e.input_ids) for e in items}) > 1  # rows of different length: padding matters
+    glm.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(glm.loss(left), glm.loss(right), rtol=1e-4, atol=1e-5)
