@@ -97,7 +97,9 @@ def run(bundle: Path, out: Path, instruct_steps: int = 1500, grounding_steps: in
     trie = SidTrie(np.asarray(list(assignments.values())), meta["codebook"])
     table = CollisionTable.from_frame(episodes, assignments)
     show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
-    recs = [GlideRecommender(HFBackend(merge_for_serving(glm), trie), table, show_of, known, name="glide"),
+    published = dict(zip(episodes["episode_id"], episodes["published_at"]))
+    recs = [GlideRecommender(HFBackend(merge_for_serving(glm), trie), table, show_of, known, name="glide",
+                             published_at=published),
             PopularityRecommender(known, context_listens=known, episodes=episodes),
             CFRecommender(cf, known, context_listens=known, episodes=episodes)]
     results = {r.name: evaluate(r.recommend(val_ex, 30), val_ex, 30) for r in recs}

@@ -2,7 +2,7 @@
 30-beam SID generation, map SIDs to episodes with the popularity tie-breaker under eligibility rules,
 and cache the result in Feast (`glide_candidates`, read by rankers through `ranker_candidates`).
 
-Eligibility of an episode for a user: playable, in the user's locale, not already a candidate, not
+Eligibility of an episode for a user: playable, in the user's language (or exact locale), not already a candidate, not
 among the user's recent listens, and not from a show that is habitual for the user right now
 (>= 600 s in 28 days, read from `user_show_listening_28d`). `unfamiliar` requests also skip the
 shows of the user's recent listens.
@@ -43,6 +43,7 @@ class CandidateConfig:
         "home": "unfamiliar", "exploration": "unfamiliar", "search": "familiar", "show_page": "familiar",
     })
     locale_filter: bool = True
+    locale_match: str = "language"  # "language": en-GB listeners get en-US shows too; "locale": exact
     eligible_decoding: bool = True
 
 
@@ -172,6 +173,7 @@ class CandidateService:
             banned = hab | (seen_shows if request.mode == "unfamiliar" else set())
             eligible = Eligibility.for_user(
                 locale=request.locale if self.config.locale_filter and request.locale else None,
+                match=self.config.locale_match,
                 consumed=consumed,
                 predicate=(lambda e, b=banned: self.show_of.get(e) not in b) if banned else None,
             )
@@ -190,8 +192,9 @@ class CandidateService:
         """The request with its eligible sub-trie (None there when nothing at all is eligible)."""
         assert self.eligible is not None
         banned = habitual | (recent_shows if request.mode == "unfamiliar" else set())
+        where = {self.config.locale_match: request.locale} if self.config.locale_filter and request.locale else {}
         allowed = self.eligible.trie(
-            locale=request.locale if self.config.locale_filter else None,
+            **where,
             banned_shows=banned, seen_episodes=consumed,
         )
         return replace(request, allowed=allowed)

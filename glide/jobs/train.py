@@ -181,12 +181,15 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
         model_cfg.quantizer_version, model_cfg.catalog_version = qversion, catalog_version(episodes)
         # The SID shape is the catalog's, never a separate model setting that could disagree.
         model_cfg.levels, model_cfg.codebook_size = cfg.sids.levels, cfg.sids.codebook_size
+        model_cfg.instruct.validate_at_end = False  # the merged final model is evaluated below, faster
         show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
+        published = dict(zip(episodes["episode_id"], episodes["published_at"]))
         table = CollisionTable.from_frame(episodes, assignments)
         context = listens[listens["ts"] < t_val]
 
         def validate(backend, val_examples):
-            recs = GlideRecommender(backend, table, show_of, context).recommend(val_examples, cfg.window.k)
+            recs = GlideRecommender(backend, table, show_of, context, published_at=published).recommend(
+                val_examples, cfg.window.k)
             row = evaluate(recs, val_examples, cfg.window.k).loc["overall"]
             return {f"recall@{cfg.window.k}": float(row[f"recall@{cfg.window.k}"])}
 
@@ -196,7 +199,8 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
         trie = SidTrie(np.asarray(list(assignments.values())), model_cfg.codebook_size)
         backend = HFBackend(merge_for_serving(glm), trie, num_beams=cfg.window.k)
         recommenders = [
-            GlideRecommender(backend, table, show_of, context, name=f"glide ({model_cfg.variant})"),
+            GlideRecommender(backend, table, show_of, context, name=f"glide ({model_cfg.variant})",
+                             published_at=published),
             PopularityRecommender(known, context_listens=context, episodes=episodes),
             CFRecommender(cf_model, known, context_listens=context, episodes=episodes),
         ]

@@ -3,8 +3,8 @@ episodes by the serving collision rule (most popular eligible episode per SID, Â
 same per-example eligibility rules as the baselines, so the comparison is like for like.
 
 With ``eligible_decoding`` (the default) each request's beam search is restricted to the SIDs
-that have at least one episode this user may be served at that time (playable, published, in the
-user's locale, not heard, the mode's show rule, habitual shows out), so the 30 beams are 30
+that have at least one episode this user may be served at that time (playable, published, not
+heard, the mode's show rule, habitual shows out, and the ``locale_rule``), so the 30 beams are 30
 servable candidates. Without it, beams run over the whole catalog and ineligible SIDs are dropped
 afterwards (the paper's post-hoc rule; fewer than 30 candidates can survive).
 """
@@ -35,7 +35,13 @@ class GlideRecommender:
         *,
         published_at: Mapping[str, pd.Timestamp] | None = None,
         eligible_decoding: bool = True,
+        locale_rule: str = "none",
     ):
+        """``locale_rule``: "none" (like the baselines, which rank the user's locale first but never
+        filter), "language" (same language as the user's locale) or "locale" (exact locale)."""
+        if locale_rule not in ("none", "language", "locale"):
+            raise ValueError(f"locale_rule must be none, language or locale, got {locale_rule!r}")
+        self.locale_rule = locale_rule
         self.backend = backend
         self.table = table
         self.show_of = show_of
@@ -54,10 +60,15 @@ class GlideRecommender:
                 raise ValueError("eligible_decoding needs a backend with a catalog `trie` (HFBackend, VLLMBackend)")
             self._eligible = EligibleSids(self.table, self.show_of, trie.codebook_size, self.published_at)
         return [
-            self._eligible.trie(locale=loc, as_of=ts, banned_shows=rule.banned_shows,
+            self._eligible.trie(**self._locale_kw(loc), as_of=ts, banned_shows=rule.banned_shows,
                                 allowed_shows=rule.allowed_shows, seen_episodes=rule.seen_episodes)
             for rule, loc, ts in zip(rules, locales, stamps)
         ]
+
+    def _locale_kw(self, locale) -> dict:
+        if self.locale_rule == "none" or not isinstance(locale, str):
+            return {}
+        return {self.locale_rule: locale}
 
     def recommend(self, examples: pd.DataFrame, k: int) -> list[list[str]]:
         rules = constraints(self.context, examples, self.mode_aware)
@@ -76,7 +87,8 @@ class GlideRecommender:
         out = []
         for sids, rule, locale, ts in zip(self.last_sids, rules, locales, stamps):
             eligible = Eligibility.for_user(
-                locale=locale if isinstance(locale, str) else None,
+                locale=locale if isinstance(locale, str) and self.locale_rule != "none" else None,
+                match="language" if self.locale_rule == "language" else "locale",
                 predicate=lambda e, r=rule, t=ts: r.allows(self.show_of.get(e), e) and self._published(e, t),
             )
             out.append([e for e in self.table.resolve_many(sids, eligible) if e is not None][:k])

@@ -31,6 +31,7 @@ class LoopConfig:
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0
     eval_every: int = 0  # 0: validate only at the end
+    validate_at_end: bool = True  # False when the caller evaluates the final model itself
     ckpt_every: int = 0  # 0: no intermediate checkpoints
     log_every: int = 10
     seed: int = 0
@@ -181,7 +182,8 @@ def train_loop(
         bar.update(1)
         if step % max(1, cfg.log_every) == 0 or step == cfg.max_steps:
             bar.set_postfix(loss=f"{np.mean(result.losses[-cfg.log_every:]):.4f}", tok_s=f"{result.tokens_per_s:.0f}")
-        if validate is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps):
+        at_end = step == cfg.max_steps and cfg.validate_at_end
+        if validate is not None and ((cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps) or at_end):
             metrics = {"step": step, **validate(step)}
             result.validations.append(metrics)
             bar.write(f"[{name}] step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))

@@ -21,19 +21,36 @@ Sid = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Eligibility:
-    """Who the episode is for. ``locales=None`` accepts every locale."""
+    """Who the episode is for. ``locales=None`` / ``languages=None`` accept every locale / language."""
 
     locales: frozenset[str] | None = None
     consumed: frozenset[str] = frozenset()
     require_playable: bool = True
     predicate: Callable[[str], bool] | None = None  # any extra business rule, by episode_id
+    languages: frozenset[str] | None = None  # language part of the locale ("en" for en-GB)
 
     @classmethod
     def for_user(
-        cls, locale: str | Collection[str] | None = None, consumed: Iterable[str] = (), **kw: Any
+        cls,
+        locale: str | Collection[str] | None = None,
+        consumed: Iterable[str] = (),
+        *,
+        match: str = "locale",
+        **kw: Any,
     ) -> Eligibility:
-        locales = None if locale is None else frozenset([locale] if isinstance(locale, str) else locale)
-        return cls(locales=locales, consumed=frozenset(consumed), **kw)
+        """``match="locale"``: the episode's locale must be one of the user's; ``"language"``: its
+        language (en-GB and en-US listeners share English shows)."""
+        if match not in ("locale", "language"):
+            raise ValueError(f"match must be 'locale' or 'language', got {match!r}")
+        wanted = None if locale is None else frozenset([locale] if isinstance(locale, str) else locale)
+        if match == "language" and wanted is not None:
+            return cls(languages=frozenset(map(language_of, wanted)), consumed=frozenset(consumed), **kw)
+        return cls(locales=wanted, consumed=frozenset(consumed), **kw)
+
+
+def language_of(locale: str | None) -> str:
+    """"en-GB" -> "en" ("" for a missing locale)."""
+    return locale.split("-")[0].lower() if isinstance(locale, str) else ""
 
 
 @dataclass
@@ -151,6 +168,8 @@ class CollisionTable:
         if eligible.require_playable and not ep.playable:
             return False
         if eligible.locales is not None and ep.locale not in eligible.locales:
+            return False
+        if eligible.languages is not None and language_of(ep.locale) not in eligible.languages:
             return False
         if episode_id in eligible.consumed:
             return False

@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import pandas as pd
 
-from glide_model.sids.collisions import CollisionTable
+from glide_model.sids.collisions import CollisionTable, language_of
 from glide_model.sids.trie import SidTrie
 
 NEVER = np.iinfo(np.int64).min  # "published" sentinel for episodes without a publish time
@@ -44,6 +44,7 @@ class EligibleSids:
         self.show_index = {s: i for i, s in enumerate(sorted({s for s in shows if s is not None}))}
         self.show = np.array([self.show_index.get(s, -1) for s in shows], dtype=np.int64)
         self.locale = np.array([loc if isinstance(loc, str) else "" for loc in locales], dtype=object)
+        self.language = np.array([language_of(loc) for loc in locales], dtype=object)
         stamps = [self.published_at.get(e) for e in self.ids]
         self.published_ns = np.array(
             [NEVER if p is None or pd.isna(p) else pd.Timestamp(p).value for p in stamps], dtype=np.int64
@@ -57,6 +58,7 @@ class EligibleSids:
         self,
         *,
         locale: str | None = None,
+        language: str | None = None,
         as_of: pd.Timestamp | None = None,
         banned_shows: Collection[str] = (),
         allowed_shows: Collection[str] | None = None,
@@ -67,6 +69,8 @@ class EligibleSids:
         ok = self.playable.copy()
         if isinstance(locale, str) and locale:
             ok &= self.locale == locale
+        if isinstance(language, str) and language:
+            ok &= self.language == language_of(language)
         if as_of is not None and not pd.isna(as_of):
             ok &= self.published_ns <= pd.Timestamp(as_of).value
         if banned_shows:
