@@ -322,11 +322,21 @@ class VLLMBackend:
             vectors = self._soft_vectors(items, [r.cf_embedding for r in requests])
             bases = [self._mixed_prompt(e.input_ids, v) for e, v in zip(items, vectors)]
             path, out = "loop", self._beam_loop(bases, subs)
-        elif self.method == "loop" or len(self.trie) != self._snapshot_size or any(t is not None for t in subs):
-            # per-request eligibility (RecRequest.allowed) needs the loop: the engine's trie is global
+        elif self.method == "loop" or len(self.trie) != self._snapshot_size:
             path, out = "loop", self._beam_loop([{"prompt_token_ids": list(e.input_ids)} for e in items], subs)
         else:
-            path, out = "builtin", self._builtin([list(e.input_ids) for e in items])
+            # Restricted requests (RecRequest.allowed) need the loop, the engine's trie being global;
+            # the others keep the built-in beam search.
+            free = [i for i, t in enumerate(subs) if t is None]
+            held = [i for i, t in enumerate(subs) if t is not None]
+            out = [[] for _ in items]
+            for i, res in zip(free, self._builtin([list(items[i].input_ids) for i in free]) if free else []):
+                out[i] = res
+            looped = self._beam_loop([{"prompt_token_ids": list(items[i].input_ids)} for i in held],
+                                     [subs[i] for i in held]) if held else []
+            for i, res in zip(held, looped):
+                out[i] = res
+            path = "+".join(name for name, part in (("builtin", free), ("loop", held)) if part)
         self.last_run = {"path": path, "seconds": time.perf_counter() - t0, "requests": len(requests)}
         return out
 

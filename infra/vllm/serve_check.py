@@ -7,7 +7,8 @@ Run with the vLLM venv (see README.md):
         [--dtype float32] [--method auto --method loop] [--hf] [--timing 10]
 
 codes.npy: (N, M) int array of the catalog's SID codes. r.json: a list of requests with the
-fields of RecRequest (history_codes, mode, locale, affinity_topics, cf_embedding, user_id);
+fields of RecRequest (history_codes, mode, locale, affinity_topics, cf_embedding, user_id, and
+optionally allowed: the list of SIDs the request may produce);
 without it, a few synthetic requests are drawn from the catalog. ``--plan plan.json`` runs
 several jobs in one process (the tests do: one vLLM import for all), each a dict with keys
 export, trie, requests, out and optionally beams, methods, dtype, timing, hf,
@@ -33,10 +34,11 @@ for _k, _v in {
     os.environ.setdefault(_k, _v)
 
 
-def _requests(path: str | None, codes, d_cf: int | None, n: int = 4) -> list:
+def _requests(path: str | None, codes, d_cf: int | None, n: int = 4, codebook_size: int = 256) -> list:
     import numpy as np
 
     from glide_model.llm.decoding import RecRequest
+    from glide_model.sids.trie import SidTrie
 
     if path:
         rows = json.loads(Path(path).read_text())
@@ -64,6 +66,8 @@ def _requests(path: str | None, codes, d_cf: int | None, n: int = 4) -> list:
                 affinity_topics=list(r.get("affinity_topics") or ()),
                 cf_embedding=None if cf is None else np.asarray(cf, dtype=np.float32),
                 user_id=r.get("user_id"),
+                # eligibility-aware decoding: the SIDs this request may produce
+                allowed=SidTrie(np.asarray(r["allowed"]), codebook_size) if r.get("allowed") else None,
             )
         )
     return out
@@ -130,7 +134,7 @@ def run_job(job: dict) -> dict:
     backend = VLLMBackend(job["export"], trie, num_beams=beams, dtype=job.get("dtype", "auto"))
     start_s = time.perf_counter() - t0
     d_cf = (manifest.projector or {}).get("d_cf")
-    requests = _requests(job.get("requests"), codes, d_cf)
+    requests = _requests(job.get("requests"), codes, d_cf, codebook_size=manifest.codebook_size)
     report: dict = {"export": str(job["export"]), "variant": manifest.variant, "beams": beams, "engine_start_s": start_s, "runs": {}}
     hf = hf_results = None
     if job.get("hf"):

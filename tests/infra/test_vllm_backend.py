@@ -79,6 +79,9 @@ def _requests(codes: np.ndarray) -> list[dict]:
             "cf_embedding": rng.normal(size=D_CF).tolist(),
             "user_id": "u3",
         },
+        # eligibility-aware decoding: only these 40 SIDs may come out (the serving path's sub-trie)
+        {**same, "cf_embedding": rng.normal(size=D_CF).tolist(), "user_id": "u4-restricted",
+         "allowed": codes[::4][:40].tolist()},
     ]
     return rows
 
@@ -92,6 +95,7 @@ def _rec(row: dict) -> RecRequest:
         affinity_topics=row["affinity_topics"],
         cf_embedding=None if cf is None else np.asarray(cf, dtype=np.float32),
         user_id=row["user_id"],
+        allowed=SidTrie(np.asarray(row["allowed"]), K) if row.get("allowed") else None,
     )
 
 
@@ -189,7 +193,7 @@ def _assert_matches_hf(vllm_res, hf_res, trie: SidTrie) -> None:
 @needs_venv
 def test_builtin_beam_search_matches_hf(runs):
     run = runs["vllm"]["sid_text"]["auto"]
-    assert run["path"] == "builtin"
+    assert run["path"] == "builtin+loop"  # the restricted request takes the loop, the rest the built-in
     _assert_matches_hf(_as_cands(run["results"]), runs["hf"]["sid_text"], runs["trie"])
 
 
@@ -231,3 +235,15 @@ def test_module_imports_without_vllm_and_names_the_fix(tmp_path):
 
     with pytest.raises(vllm_backend.VLLMUnavailableError, match="infra/vllm/setup.sh"):
         vllm_backend.VLLMBackend(tmp_path, SidTrie(np.zeros((1, LEVELS), dtype=np.int64), K))
+
+
+@needs_venv
+def test_per_request_allowed_sids_are_respected(runs):
+    """The restricted request gets only SIDs of its own allow-list, in every vLLM path."""
+    allowed = {tuple(c) for c in runs["rows"][-1]["allowed"]}
+    hf_sids = [c for c, _ in runs["hf"]["sid_text"][-1]]
+    assert len(hf_sids) == BEAMS and set(hf_sids) <= allowed
+    for variant, by_method in runs["vllm"].items():
+        for method, run in by_method.items():
+            sids = [tuple(c) for c, _ in run["results"][-1]]
+            assert len(sids) == BEAMS and set(sids) <= allowed, (variant, method)
