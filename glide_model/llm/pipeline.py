@@ -40,7 +40,7 @@ from glide_model.llm.model import GlideLM
 from glide_model.llm.prompt import PromptBuilder, PromptVariant
 from glide_model.llm.soft_prompt import SoftPromptProjector
 from glide_model.llm.trainer import LoopConfig
-from glide_model.llm.vocab import extend_vocab
+from glide_model.llm.vocab import extend_vocab, init_sid_rows_from_text
 from glide_model.sids.trie import SidTrie
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class GlideTrainConfig:
     d_cf: int | None = None  # inferred from the examples' cf_embedding when None
     soft_prompt_hidden: int | None = None  # default: the LM's hidden size
     init_noise: float = 0.1  # new-token init noise, in stds of the pretrained rows
+    sid_init: str = "text"  # "text": + catalog-text direction per SID token (vocab.py); "noise": mean + noise only
     lora: LoraSettings = field(default_factory=LoraSettings)
     grounding: GroundingConfig = field(default_factory=GroundingConfig)
     instruct: LoopConfig = field(
@@ -150,6 +151,7 @@ def train_glide(
     result = GlideTrainResult(checkpoint=out_dir / "final")
 
     train_state = None
+    catalog = None  # grounding data, built once when the SID init needs it too
     if resume_from is not None:
         glm, manifest = load_checkpoint(resume_from, device=device, trainable=True)
         if (manifest.levels, manifest.codebook_size, manifest.variant, manifest.quantizer_version) != (
@@ -166,6 +168,11 @@ def train_glide(
         torch.manual_seed(cfg.seed)
         glm, base_path = _new_model(cfg, d_cf, device, out_dir)
         start, start_step = 0, 0
+        if cfg.sid_init not in ("text", "noise"):
+            raise ValueError(f"sid_init must be 'text' or 'noise', got {cfg.sid_init!r}")
+        if cfg.sid_init == "text":
+            catalog = grounding_data(glm, catalog_frame, assignments)
+            init_sid_rows_from_text(glm.model, glm.tokenizer, glm.vocab, catalog.texts, np.asarray(catalog.codes))
 
     def manifest_for(stage: str, step: int) -> Manifest:
         return Manifest(
@@ -201,7 +208,7 @@ def train_glide(
     loop_common = {"progress": cfg.progress}
     g = cfg.grounding
     needs_grounding = start < 2 and (steps["grounding_stage1"] > 0 or steps["grounding_stage2"] > 0)
-    gdata = grounding_data(glm, catalog_frame, assignments) if needs_grounding else None
+    gdata = (catalog or grounding_data(glm, catalog_frame, assignments)) if needs_grounding else None
 
     def eval_grounding(label: str) -> None:
         if gdata is not None and g.eval_episodes > 0:

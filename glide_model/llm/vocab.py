@@ -18,6 +18,13 @@ token's logit is close to the average logit, so adding 1k tokens barely moves th
 next-token distribution (a random row could outrank every real word). We add two noise terms,
 both scaled by the per-dimension std of the pretrained rows: one shared by all tokens of a level
 (so the M namespaces start apart) and one per token (to break symmetry within a level).
+
+Then, when the catalog is at hand (training does this; :func:`init_sid_rows_from_text`), each
+``<SID_m=j>`` row gets a semantic direction: the mean of the text vectors (mean pretrained token
+embedding of title + topic + description) of the episodes whose level-m code is j, centred over
+the catalog and scaled like the pretrained rows' spread (buckets of unrelated episodes average out). The frozen LM can then read history SIDs
+and score target SIDs by what their episodes are about before any training step, which is where a
+CPU-sized budget (a few hundred steps) gains the most; unused codes keep the mean-plus-noise row.
 """
 
 from __future__ import annotations
@@ -177,3 +184,48 @@ def _init_rows(
     rows = mean + noise_scale * std * (level_noise + token_noise) / 2**0.5
     weight[new_ids] = rows.to(weight.dtype)
 
+
+
+@torch.no_grad()
+def init_sid_rows_from_text(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    vocab: SidVocab,
+    texts: Sequence[str],
+    codes: np.ndarray,
+    weight: float = 1.0,
+) -> dict[str, float]:
+    """Add each SID token's catalog-text direction to its (mean + noise) row; returns init stats."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.ndim != 2 or codes.shape != (len(texts), vocab.levels):
+        raise ValueError(f"codes must be (len(texts), {vocab.levels}); got {codes.shape} for {len(texts)} texts")
+    if len(texts) == 0:
+        raise ValueError("no catalog texts to initialise SID embeddings from")
+    first_new = int(vocab.sid_ids.min())
+    pieces = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    matrices = [model.get_input_embeddings().weight]
+    out = model.get_output_embeddings()
+    if out is not None and out.weight is not matrices[0]:
+        matrices.append(out.weight)
+    stats: dict[str, float] = {}
+    for w in matrices:
+        old = w[:first_new].float()
+        spread = (old - old.mean(0)).pow(2).mean().sqrt()
+        text = torch.stack([old[torch.tensor(p or [0])].mean(0) for p in pieces])  # (N, D)
+        text = text - text.mean(0)
+        # One scale for every level: a bucket of alike episodes keeps most of a text vector's norm,
+        # a bucket that mixes unrelated ones (deep residual levels) averages toward 0, so each level's
+        # rows carry as much direction as its codes actually share.
+        scale = weight * spread / text.pow(2).mean().sqrt().clamp(min=1e-8)
+        used = 0
+        for m in range(vocab.levels):
+            idx = torch.from_numpy(codes[:, m])
+            sums = torch.zeros(vocab.codebook_size, w.shape[1]).index_add_(0, idx, text)
+            counts = torch.bincount(idx, minlength=vocab.codebook_size).float()
+            have = counts > 0
+            direction = sums[have] / counts[have, None] * scale
+            rows = torch.from_numpy(vocab.sid_ids[m])[have]
+            w[rows] = (w[rows].float() + direction).to(w.dtype)
+            used += int(have.sum())
+        stats = {"sid_rows_from_text": float(used), "texts": float(len(texts))}
+    return stats

@@ -122,3 +122,43 @@ def test_chat_template_is_used_when_present(builder_parts):
     assert text.startswith("<|system|>You are a podcast recommender") and text.endswith("<|assistant|>")
     g = pb.encode_text_to_sid(["The comedy hour"], [(1, 2, 3)])[0]
     assert [t for t in g.labels if t != IGNORE_INDEX] == vocab.codes_to_ids((1, 2, 3)) + [tok.eos_token_id]
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_text_init_points_each_sid_row_at_its_episodes_text(tied):
+    """Used SID rows move toward their episodes' text (each level separately); unused SID rows,
+    the placeholder and every pretrained row stay as they were."""
+    import numpy as np
+
+    from glide_model.llm.vocab import init_sid_rows_from_text
+
+    model, tok = tiny_llama(tie_word_embeddings=tied, seed=0)
+    vocab = extend_vocab(model, tok, M, K)
+    before = [model.get_input_embeddings().weight.detach().clone(), model.get_output_embeddings().weight.detach().clone()]
+    texts = ["news news politics news"] * 3 + ["comedy jokes comedy laughs"] * 3
+    codes = np.array([[0, 1] + [0] * (M - 2)] * 3 + [[1, 1] + [0] * (M - 2)] * 3)
+    stats = init_sid_rows_from_text(model, tok, vocab, texts, codes)
+    assert stats["sid_rows_from_text"] == 2 + 1 + (M - 2)  # level 1 uses codes 0 and 1, the others one code
+
+    emb = model.get_input_embeddings().weight.detach()
+    first_new = int(vocab.sid_ids.min())
+    torch.testing.assert_close(emb[:first_new], before[0][:first_new])
+    used = {int(vocab.sid_ids[0, 0]), int(vocab.sid_ids[0, 1]), int(vocab.sid_ids[1, 1])}
+    used |= {int(vocab.sid_ids[m, 0]) for m in range(2, M)}
+    untouched = [i for i in range(first_new, emb.shape[0]) if i not in used]
+    torch.testing.assert_close(emb[untouched], before[0][untouched])
+
+    def text_vec(t: str) -> torch.Tensor:
+        return before[0][torch.tensor(tok(t, add_special_tokens=False)["input_ids"])].mean(0)
+
+    news, comedy = text_vec(texts[0]), text_vec(texts[3])
+    moved_news = emb[vocab.sid_ids[0, 0]] - before[0][vocab.sid_ids[0, 0]]
+    moved_comedy = emb[vocab.sid_ids[0, 1]] - before[0][vocab.sid_ids[0, 1]]
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(moved_news, news - comedy, dim=0) > 0.9
+    assert cos(moved_comedy, comedy - news, dim=0) > 0.9
+    if not tied:  # the untied output matrix gets its own text directions
+        out = model.get_output_embeddings().weight.detach()
+        assert not torch.equal(out[vocab.sid_ids[0, 0]], before[1][vocab.sid_ids[0, 0]])
+    with pytest.raises(ValueError, match="codes must be"):
+        init_sid_rows_from_text(model, tok, vocab, texts, codes[:, :2])
