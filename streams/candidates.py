@@ -2,10 +2,10 @@
 30-beam SID generation, map SIDs to episodes with the popularity tie-breaker under eligibility rules,
 and cache the result in Feast (`glide_candidates`, read by rankers through `ranker_candidates`).
 
-Eligibility of an episode for a user: playable, in the user's language (or exact locale), not already a candidate, not
-among the user's recent listens, and not from a show that is habitual for the user right now
-(>= 600 s in 28 days, read from `user_show_listening_28d`). `unfamiliar` requests also skip the
-shows of the user's recent listens.
+Eligibility of an episode for a user: playable, in the user's language (or exact locale), not
+already a candidate, not among the user's recent listens, and not from a show that is habitual for
+the user right now (>= 600 s in 28 days, read from `user_show_listening_28d`). `unfamiliar`
+requests also skip the shows of the user's recent listens.
 
 Eligibility-aware decoding (`CandidateConfig.eligible_decoding`, on by default): before the beam
 search, the rules known up front (locale, playable, recent episodes, the recent shows' habit state,
@@ -45,6 +45,10 @@ class CandidateConfig:
     locale_filter: bool = True
     locale_match: str = "language"  # "language": en-GB listeners get en-US shows too; "locale": exact
     eligible_decoding: bool = True
+
+    def __post_init__(self) -> None:
+        if self.locale_match not in ("language", "locale"):
+            raise ValueError(f"locale_match must be 'language' or 'locale', got {self.locale_match!r}")
 
 
 @dataclass
@@ -188,7 +192,9 @@ class CandidateService:
             ))
         return out
 
-    def _restrict(self, request: RecRequest, consumed: list[str], habitual: set[str], recent_shows: set[str]) -> RecRequest:
+    def _restrict(
+        self, request: RecRequest, consumed: list[str], habitual: set[str], recent_shows: set[str]
+    ) -> RecRequest:
         """The request with its eligible sub-trie (None there when nothing at all is eligible)."""
         assert self.eligible is not None
         banned = habitual | (recent_shows if request.mode == "unfamiliar" else set())
