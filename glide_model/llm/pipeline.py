@@ -208,7 +208,9 @@ def train_glide(
     loop_common = {"progress": cfg.progress}
     g = cfg.grounding
     needs_grounding = start < 2 and (steps["grounding_stage1"] > 0 or steps["grounding_stage2"] > 0)
-    gdata = (catalog or grounding_data(glm, catalog_frame, assignments)) if needs_grounding else None
+    if needs_grounding and catalog is None:
+        catalog = grounding_data(glm, catalog_frame, assignments)
+    gdata = catalog if needs_grounding else None
 
     def eval_grounding(label: str) -> None:
         if gdata is not None and g.eval_episodes > 0:

@@ -207,7 +207,6 @@ def init_sid_rows_from_text(
     out = model.get_output_embeddings()
     if out is not None and out.weight is not matrices[0]:
         matrices.append(out.weight)
-    stats: dict[str, float] = {}
     for w in matrices:
         old = w[:first_new].float()
         spread = (old - old.mean(0)).pow(2).mean().sqrt()
@@ -227,5 +226,4 @@ def init_sid_rows_from_text(
             rows = torch.from_numpy(vocab.sid_ids[m])[have]
             w[rows] = (w[rows].float() + direction).to(w.dtype)
             used += int(have.sum())
-        stats = {"sid_rows_from_text": float(used), "texts": float(len(texts))}
-    return stats
+    return {"sid_rows_from_text": float(used), "texts": float(len(texts))}
