@@ -11,6 +11,7 @@ BENCHES: dict[str, str] = {
     "ingest": "benchmarks.ingest:ingest",
     "llm": "benchmarks.llm:llm",
     "sids-cold-start": "benchmarks.sids:cold_start",
+    "world-calibration": "benchmarks.world_calibration:world_calibration",
 }
 
 

@@ -116,7 +116,8 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
     from glide.jobs.training_set import historical_inputs
     from glide_model.cf import CFConfig, train_cf
     from glide_model.data.examples import ExampleSamplingConfig, examples_from_features
-    from glide_model.evaluation.baselines import CFRecommender, PopularityRecommender, episode_popularity
+    from glide_model.evaluation.baselines import (CFRecommender, PopularityRecommender, TopicPopularityRecommender,
+                                                  episode_popularity)
     from glide_model.evaluation.glide import GlideRecommender
     from glide_model.evaluation.metrics import evaluate
     from glide_model.evaluation.report import plot_results, print_results
@@ -204,6 +205,8 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
             PopularityRecommender(known, context_listens=context, episodes=episodes),
             CFRecommender(cf_model, known, context_listens=context, episodes=episodes),
         ]
+        if "topic" in episodes.columns:  # a taste-aware reference that needs no model (genre x popularity)
+            recommenders.append(TopicPopularityRecommender(known, episodes, context_listens=context))
         results = {r.name: evaluate(r.recommend(val_ex, cfg.window.k), val_ex, cfg.window.k) for r in recommenders}
         print_results(results, console=console)
         plot_results(results, out_dir / "metrics.png")

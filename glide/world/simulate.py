@@ -162,7 +162,7 @@ def simulate_listening(
     activity = np.clip(rng.lognormal(np.log(config.sessions_per_day), 0.6, size=n_users), 0.05, 4.0)
 
     # Favourites: 2-4 shows, by taste x popularity x language (Gumbel top-k = sampling w/o replacement).
-    affinity = (taste @ idx.topic_mask.T) * idx.pop**0.7 * lang_match[user_lang]
+    affinity = (taste @ idx.topic_mask.T) * idx.pop**config.favourite_popularity_exponent * lang_match[user_lang]
     keys = np.log(affinity + 1e-12) + rng.gumbel(size=affinity.shape)
     n_fav_max = min(4, n_shows)
     favs = np.argsort(-keys, axis=1, kind="stable")[:, :n_fav_max]
@@ -199,8 +199,8 @@ def simulate_listening(
     intent = np.zeros(n_users, dtype=np.int64)
     prev_end = np.full(n_users, np.iinfo(np.int64).min // 2, dtype=np.int64)
     # Discovery by topic: shows whose primary topic it is, much less those that only touch on it.
-    on_topic = np.where(idx.topic_mask == 1.0, 1.0, 0.15 * idx.topic_mask)
-    new_w = on_topic.T[:, None, :] * (idx.pop**0.8)[None, None, :] * lang_match[None, :, :]
+    on_topic = np.where(idx.topic_mask == 1.0, 1.0, config.secondary_topic_weight * idx.topic_mask)
+    new_w = on_topic.T[:, None, :] * (idx.pop**config.discovery_popularity_exponent)[None, None, :] * lang_match[None, :, :]
     new_cdf = _flat_cdf(new_w.reshape(n_topics * len(languages), n_shows))
     n_lang = len(languages)
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("sess", "user", "pos", "show", "sec", "ts")}
@@ -225,7 +225,8 @@ def simulate_listening(
             u, se, cur = users[live], sess[live], cursor[live]
             surf = s_surface[se]
             show, mode = _choose_shows(u, surf, intent, explore, favs, is_fav, known, secs, n_known_other,
-                                       taste_cdf, user_lang, lang_match, idx, new_cdf, n_lang, n_topics, rng)
+                                       taste_cdf, user_lang, lang_match, idx, new_cdf, n_lang, n_topics,
+                                       config.exploration_random_topic, rng)
             pos, ok = _choose_episodes(show, cur, mode, idx, rng)
             u, se, cur, show, pos, mode = u[ok], se[ok], cur[ok], show[ok], pos[ok], mode[ok]
             dur = idx.ep_duration[pos]
@@ -312,7 +313,7 @@ def simulate_listening(
 
 def _choose_shows(
     u, surf, intent, explore, favs, is_fav, known, secs, n_known_other, taste_cdf, user_lang,
-    lang_match, idx: _ShowIndex, new_cdf, n_lang, n_topics, rng,
+    lang_match, idx: _ShowIndex, new_cdf, n_lang, n_topics, exploration_random_topic: float, rng,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(show index, mode) per listening user."""
     n = len(u)
@@ -342,7 +343,7 @@ def _choose_shows(
         exploring = surf[e] == SURFACES.index("exploration")
         # Exploration placements reach beyond the session intent; other surfaces mostly follow it.
         searching = surf[e] == SURFACES.index("search")
-        on_intent = rng.random(len(e)) < np.select([exploring, searching], [0.5, 0.9], 0.75)
+        on_intent = rng.random(len(e)) < np.select([exploring, searching], [1.0 - exploration_random_topic, 0.9], 0.75)
         topic = np.where(
             on_intent, it[e],
             np.where(exploring, rng.integers(n_topics, size=len(e)),

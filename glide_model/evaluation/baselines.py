@@ -222,6 +222,60 @@ class CFRecommender:
         return out
 
 
+class TopicPopularityRecommender:
+    """Popularity re-weighted by the user's topic mix so far: a taste-aware reference without a model.
+
+    score(episode) = distinct listeners x (``smoothing`` + share of the episode's topic among the
+    user's listens before the example's ts). Needs a ``topic`` column in ``episodes`` (genres in a
+    real catalog). Same eligibility rules as the other baselines.
+    """
+
+    name = "topic_popularity"
+
+    def __init__(self, train_listens: pd.DataFrame, episodes: pd.DataFrame, context_listens: pd.DataFrame | None = None,
+                 smoothing: float = 0.1, mode_aware: bool = True, exclude_history: bool = True):
+        if "topic" not in episodes.columns:
+            raise ValueError("TopicPopularityRecommender needs episodes with a 'topic' column")
+        self.context = train_listens if context_listens is None else context_listens
+        self.mode_aware, self.exclude_history, self.smoothing = mode_aware, exclude_history, smoothing
+        pop = episode_popularity(train_listens)
+        if "playable" in episodes.columns:
+            pop = pop[pop.index.isin(episodes.loc[episodes["playable"].astype(bool), "episode_id"])]
+        meta = episodes.set_index("episode_id").loc[pop.index]
+        self.ids = pop.index.to_numpy()
+        self.pop = pop.to_numpy(dtype=np.float64)
+        self.shows = meta["show_id"].to_numpy()
+        self.topics = sorted(episodes["topic"].unique())
+        t_index = {t: i for i, t in enumerate(self.topics)}
+        self.topic_idx = meta["topic"].map(t_index).to_numpy()
+        topic_of = dict(zip(episodes["episode_id"], episodes["topic"].map(t_index)))
+        log = self.context[["user_id", "episode_id", "ts"]].assign(t=self.context["episode_id"].map(topic_of))
+        log = log.dropna(subset=["t"]).sort_values(["user_id", "ts"], kind="stable")
+        ns = pd.to_datetime(log["ts"], utc=True).dt.tz_convert(None).to_numpy("datetime64[ns]").astype(np.int64)
+        log = log.assign(ns=ns)
+        self.by_user = {u: (g["ns"].to_numpy(), g["t"].to_numpy(dtype=np.int64)) for u, g in log.groupby("user_id", sort=False)}
+
+    def recommend(self, examples: pd.DataFrame, k: int) -> list[list[str]]:
+        rules = constraints(self.context, examples, self.mode_aware, self.exclude_history)
+        out = []
+        for user, ts, rule in zip(examples["user_id"], examples["ts"], rules):
+            share = np.zeros(len(self.topics))
+            if user in self.by_user:
+                times, topics = self.by_user[user]
+                past = topics[: np.searchsorted(times, pd.Timestamp(ts).value, side="left")]
+                if len(past):
+                    share = np.bincount(past, minlength=len(self.topics)) / len(past)
+            order = np.argsort(-(self.pop * (self.smoothing + share[self.topic_idx])), kind="stable")
+            recs: list[str] = []
+            for i in order:
+                if rule.allows(self.shows[i], self.ids[i]):
+                    recs.append(str(self.ids[i]))
+                    if len(recs) == k:
+                        break
+            out.append(recs)
+        return out
+
+
 def recommend_all(recommenders: Sequence[Recommender], examples: pd.DataFrame, k: int) -> dict[str, list[list[str]]]:
     """Lists of every recommender, keyed by name."""
     return {r.name: r.recommend(examples, k) for r in recommenders}

@@ -36,7 +36,7 @@ def test_job_records_every_stage_and_registers_the_model(trained):
     assert record["examples"]["train"] > 0 and record["examples"]["val"] > 0
     assert set(record["grounding"]) >= {"before", "after_stage1", "after_stage2"}
     assert {"grounding_stage1", "grounding_stage2", "instruct"} <= set(record["stages"])
-    assert {"glide (glide)", "popularity", "cf"} <= set(record["metrics"])
+    assert {"glide (glide)", "popularity", "cf", "topic_popularity"} <= set(record["metrics"])
     assert record["sampling"]["habit_threshold_seconds"] == 600
     db = CatalogDB(settings.catalog_db_url)
     model = db.get_model(record["run"])

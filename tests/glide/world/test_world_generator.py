@@ -170,6 +170,10 @@ def test_load_of_a_missing_folder_names_the_fix(tmp_path):
         ({"topics": 26}, "topics must be in 1..25"),
         ({"start": "2026-01-01"}, "needs a UTC offset"),
         ({"start": "yesterday-ish"}, "not an ISO-8601 time"),
+        ({"discovery_popularity_exponent": -0.1}, "discovery_popularity_exponent must be >= 0"),
+        ({"favourite_popularity_exponent": -1.0}, "favourite_popularity_exponent must be >= 0"),
+        ({"secondary_topic_weight": 1.5}, "secondary_topic_weight must be in"),
+        ({"exploration_random_topic": -0.2}, "exploration_random_topic must be in"),
     ],
 )
 def test_bad_config_is_a_clear_value_error(change, message):

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from glide.world import WorldConfig, classify_listens, generate_world
+from glide.world.generator import V1_BEHAVIOUR
+from glide.world.stats import taste_lift, world_taste_lift
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 D = pd.Timedelta(days=1)
@@ -86,3 +88,40 @@ def test_half_a_million_listens_in_seconds():
     labels = classify_listens(log)
     assert time.perf_counter() - t0 < 10.0
     assert set(labels.unique()) == {"habitual", "familiar", "unfamiliar"}
+
+
+def test_taste_lift_counts_top_topic_hits_against_the_popularity_mix():
+    history = pd.DataFrame(
+        [("u", "a", 0), ("u", "a", 1), ("u", "b", 2), ("u", "c", 3), ("u", "d", 4), ("v", "z", 0)],
+        columns=["user_id", "topic", "pos"],
+    )
+    targets = pd.DataFrame(
+        [("u", "a", 5, True),    # a is u's top topic: a top-1 and a top-3 hit
+         ("u", "d", 5, False),   # d is 4th (ties by name: a, b, c): a miss
+         ("u", "b", 3, False),   # only pos < 3 counts: top topics a, b -> hit
+         ("v", "z", 0, False),   # no history before pos 0: skipped
+         ("w", "a", 9, False)],  # unknown user: skipped
+        columns=["user_id", "topic", "pos", "familiar"],
+    )
+    share = {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}
+    out = taste_lift(history, targets, share)
+    assert out.loc["all", "n"] == 3 and out.loc["familiar", "n"] == 1 and out.loc["unfamiliar", "n"] == 2
+    assert out.loc["all", "top_share"] == pytest.approx(2 / 3)
+    assert out.loc["all", "top1_share"] == pytest.approx(1 / 3)
+    # nulls: {a,b,c} -> 0.6 twice, {a,b} -> 0.3
+    assert out.loc["all", "null_share"] == pytest.approx(0.5)
+    assert out.loc["all", "lift"] == pytest.approx((2 / 3) / 0.5)
+    assert out.loc["unfamiliar", "top_share"] == pytest.approx(0.5)
+
+
+def test_calibrated_world_is_more_taste_driven_than_the_first_settings():
+    """The defaults were calibrated against real data (benchmarks/world_calibration.py): the next
+    non-habitual pick follows the user's past topics clearly more than under the v1 settings."""
+    lifts = {}
+    for name, extra in (("v1", V1_BEHAVIOUR), ("default", {})):
+        world = generate_world(WorldConfig(users=300, days=35, shows=120, episodes_per_show=20, seed=0, **extra))
+        lifts[name] = world_taste_lift(world.listens, world.episodes)
+    assert lifts["default"].loc["all", "n"] > 300
+    assert lifts["default"].loc["unfamiliar", "lift"] > lifts["v1"].loc["unfamiliar", "lift"] + 0.3
+    assert lifts["default"].loc["familiar", "lift"] > lifts["v1"].loc["familiar", "lift"] + 0.3
+    assert lifts["default"].loc["all", "lift"] > 1.5  # picks follow taste well beyond popularity

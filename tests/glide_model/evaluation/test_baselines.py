@@ -11,7 +11,7 @@ from glide.habits import shows_before
 from glide_model.cf import train_cf
 from glide_model.data.examples import ExampleSamplingConfig, build_examples
 from glide_model.data.splits import time_split
-from glide_model.evaluation.baselines import CFRecommender, PopularityRecommender, Recommender
+from glide_model.evaluation.baselines import CFRecommender, PopularityRecommender, Recommender, TopicPopularityRecommender
 from glide_model.evaluation.metrics import evaluate
 from tests.glide_model.planted_world import T0, planted_world
 
@@ -118,3 +118,23 @@ def test_baselines_on_a_generated_world():
     assert results["cf"].loc["overall", "recall@30"] > 0.8 * results["popularity"].loc["overall", "recall@30"]
     assert set(test["mode"]) == {"familiar", "unfamiliar"}
     assert np.isclose(results["cf"].loc["overall", "n"], len(test))
+
+
+def test_topic_popularity_puts_the_users_topics_first_under_the_same_rules():
+    rows = [(f"x{i}", "y1", "sy", 100, 0, "en-US") for i in range(5)]    # y1: most popular, topic Y
+    rows += [(f"x{i}", "x1", "sx", 100, 0, "en-US") for i in range(2)]   # x1: less popular, topic X
+    rows += [("u", "x0", "s0", 100, 1, "en-US")]                         # u has heard topic X only
+    rows += [("w", "x0", "s0", 100, 1, "en-US"), ("w", "x9", "sx", 700, 1, "en-US")]  # sx habitual for w
+    listens = listens_frame(rows)
+    episodes = pd.DataFrame({"episode_id": ["y1", "x1", "x0", "x9"], "show_id": ["sy", "sx", "s0", "sx"],
+                             "topic": ["Y", "X", "X", "X"], "playable": [True, True, True, False]})
+    rec = TopicPopularityRecommender(listens, episodes, smoothing=0.1)
+    assert isinstance(rec, Recommender)
+    ex = pd.DataFrame([example("u", 2, history=["x0"]), example("v", 2), example("w", 2), example("u", 0.5)])
+    recs = rec.recommend(ex, 3)
+    assert recs[0] == ["x1", "y1"]          # 2 x (0.1 + 1.0) > 5 x 0.1; heard x0 skipped
+    assert recs[1] == ["y1", "x0", "x1"]    # no history: plain popularity (ties by episode id)
+    assert recs[2] == ["x0", "y1"]          # w's habitual show sx banned; unplayable x9 never offered
+    assert recs[3] == ["y1", "x0", "x1"]    # before u's first listen nothing is known about u
+    with pytest.raises(ValueError, match="topic"):
+        TopicPopularityRecommender(listens, episodes.drop(columns="topic"))
