@@ -98,10 +98,11 @@ def run(bundle: Path, out: Path, instruct_steps: int = 1500, grounding_steps: in
     table = CollisionTable.from_frame(episodes, assignments)
     show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
     published = dict(zip(episodes["episode_id"], episodes["published_at"]))
-    recs = [GlideRecommender(HFBackend(merge_for_serving(glm), trie), table, show_of, known, name="glide",
+    # Rules read every listen before each request (as serving does); popularity stays frozen at t_val.
+    recs = [GlideRecommender(HFBackend(merge_for_serving(glm), trie), table, show_of, listens, name="glide",
                              published_at=published),
-            PopularityRecommender(known, context_listens=known, episodes=episodes),
-            CFRecommender(cf, known, context_listens=known, episodes=episodes)]
+            PopularityRecommender(known, context_listens=listens, episodes=episodes),
+            CFRecommender(cf, known, context_listens=listens, episodes=episodes)]
     results = {r.name: evaluate(r.recommend(val_ex, 30), val_ex, 30) for r in recs}
     print_results(results)
     record = {"examples": {"train": len(train_ex), "val": len(val_ex)}, "grounding": result.grounding,

@@ -119,7 +119,7 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
     from glide_model.evaluation.baselines import (CFRecommender, PopularityRecommender, TopicPopularityRecommender,
                                                   episode_popularity)
     from glide_model.evaluation.glide import GlideRecommender
-    from glide_model.evaluation.metrics import evaluate
+    from glide_model.evaluation.metrics import evaluate, paired_bootstrap, score_examples, summarize
     from glide_model.evaluation.report import plot_results, print_results
     from glide_model.llm.checkpoint import export_merged, load_checkpoint
     from glide_model.llm.decoding import HFBackend, merge_for_serving
@@ -186,7 +186,9 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
         show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
         published = dict(zip(episodes["episode_id"], episodes["published_at"]))
         table = CollisionTable.from_frame(episodes, assignments)
-        context = listens[listens["ts"] < t_val]
+        # The rules (habitual shows out, the mode's show rule) read every listen before each request,
+        # as serving does from the stream-fed features; popularity stays frozen at t_val.
+        context = listens
 
         def validate(backend, val_examples):
             recs = GlideRecommender(backend, table, show_of, context, published_at=published).recommend(
@@ -207,12 +209,17 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
         ]
         if "topic" in episodes.columns:  # a taste-aware reference that needs no model (genre x popularity)
             recommenders.append(TopicPopularityRecommender(known, episodes, context_listens=context))
-        results = {r.name: evaluate(r.recommend(val_ex, cfg.window.k), val_ex, cfg.window.k) for r in recommenders}
+        k = cfg.window.k
+        per_example = {r.name: score_examples(r.recommend(val_ex, k), val_ex, k) for r in recommenders}
+        results = {name: summarize(frame) for name, frame in per_example.items()}
         print_results(results, console=console)
+        # Is the gap real? Paired over the same held-out listens, examples resampled.
+        gap = paired_bootstrap(per_example[recommenders[0].name][f"recall@{k}"], per_example["popularity"][f"recall@{k}"])
+        console.print(f"GLIDE - popularity recall@{k}: {gap['diff']:+.3f} (95% CI {gap['lo']:+.3f} .. {gap['hi']:+.3f}, "
+                      f"n={gap['n']})")
         plot_results(results, out_dir / "metrics.png")
 
         export_dir = export_merged(result.checkpoint, out_dir / "export")
-        k = cfg.window.k
         glide_recall = float(results[recommenders[0].name].loc["overall", f"recall@{k}"])
         pop_recall = float(results["popularity"].loc["overall", f"recall@{k}"])
         metrics = {name: res.reset_index().to_dict(orient="records") for name, res in results.items()}
@@ -221,7 +228,7 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
             "catalog_version": model_cfg.catalog_version, "examples": {"train": len(train_ex), "val": len(val_ex)},
             "sampling": sampling.to_record(), "grounding": result.grounding, "stages": result.stages,
             "validations": result.validations, "metrics": metrics,
-            f"glide_recall@{k}": glide_recall, f"popularity_recall@{k}": pop_recall,
+            f"glide_recall@{k}": glide_recall, f"popularity_recall@{k}": pop_recall, "glide_minus_popularity": gap,
             "window": {"t0": str(t0), "t_cf": str(t_cf), "t_val": str(t_val), "t1": str(t1)},
             "seconds": round(time.perf_counter() - started, 1),
         }

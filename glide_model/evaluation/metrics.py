@@ -115,6 +115,24 @@ def evaluate(
     return summarize(score_examples(recommendations, examples, k, match, relevant_col))
 
 
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Mean of a - b over paired per-example values with a 95% bootstrap interval (examples resampled).
+
+    Use to say whether one method beats another on the same held-out examples, e.g. per-example
+    recall@30 of GLIDE and popularity from :func:`score_examples`. ``p_not_better`` is the share of
+    resamples where a does not beat b (a one-sided bootstrap p-value).
+    """
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if diff.ndim != 1 or len(diff) != len(np.asarray(b)):
+        raise ValueError(f"paired values need equal lengths, got {len(np.asarray(a))} and {len(np.asarray(b))}")
+    if len(diff) == 0:
+        return {"diff": float("nan"), "lo": float("nan"), "hi": float("nan"), "p_not_better": float("nan"), "n": 0}
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
+    means = diff[idx].mean(axis=1)
+    return {"diff": float(diff.mean()), "lo": float(np.quantile(means, 0.025)), "hi": float(np.quantile(means, 0.975)),
+            "p_not_better": float((means <= 0).mean()), "n": int(len(diff))}
+
+
 def evaluate_recommender(recommender, examples: pd.DataFrame, k: int = 30, **kwargs) -> pd.DataFrame:
     """Run a :class:`~glide_model.evaluation.baselines.Recommender` and :func:`evaluate` its lists."""
     return evaluate(recommender.recommend(examples, k), examples, k, **kwargs)

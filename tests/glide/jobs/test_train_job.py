@@ -38,6 +38,9 @@ def test_job_records_every_stage_and_registers_the_model(trained):
     assert {"grounding_stage1", "grounding_stage2", "instruct"} <= set(record["stages"])
     assert {"glide (glide)", "popularity", "cf", "topic_popularity"} <= set(record["metrics"])
     assert record["sampling"]["habit_threshold_seconds"] == 600
+    gap = record["glide_minus_popularity"]
+    assert gap["n"] == record["examples"]["val"] and gap["lo"] <= gap["diff"] <= gap["hi"]
+    assert gap["diff"] == pytest.approx(record["glide_recall@30"] - record["popularity_recall@30"])
     db = CatalogDB(settings.catalog_db_url)
     model = db.get_model(record["run"])
     assert model is not None and model["artifact_path"] == record["export"]

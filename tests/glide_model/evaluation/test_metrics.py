@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +14,7 @@ from glide_model.evaluation.metrics import (
     future_targets,
     hit_rate_at_k,
     ndcg_at_k,
+    paired_bootstrap,
     prefix_ceiling,
     prefix_ceilings,
     recall_at_k,
@@ -94,3 +96,18 @@ def test_future_targets_as_relevant_sets():
     res = evaluate([["b"], [], [], [], []], ex.assign(relevant=rel), k=1, relevant_col="relevant")
     assert res.loc["overall", "recall@1"] == pytest.approx(0.5 / 5)
     assert res.loc["overall", "hit_rate@1"] == pytest.approx(1 / 5)
+
+
+def test_paired_bootstrap_separates_a_real_gap_from_noise():
+    rng = np.random.default_rng(1)
+    b = (rng.random(400) < 0.2).astype(float)
+    better = np.maximum(b, (rng.random(400) < 0.15).astype(float))  # b's hits plus more
+    gap = paired_bootstrap(better, b)
+    assert gap["n"] == 400 and gap["diff"] == pytest.approx(better.mean() - b.mean())
+    assert 0 < gap["lo"] <= gap["diff"] <= gap["hi"] and gap["p_not_better"] == 0.0
+    same = paired_bootstrap(b, b)
+    assert same["diff"] == same["lo"] == same["hi"] == 0.0 and same["p_not_better"] == 1.0
+    coin = paired_bootstrap((rng.random(100) < 0.3).astype(float), (rng.random(100) < 0.3).astype(float))
+    assert coin["lo"] < 0 < coin["hi"]  # two coins of the same bias: no winner
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_bootstrap([1.0, 0.0], [1.0])
