@@ -24,7 +24,6 @@ import click
 AMAZON_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "amazon18_scientific"
 
 
-
 def amazon_taste_lift(directory: Path):
     """taste_lift on Amazon Scientific: last item per user = target, earlier items = history."""
     import pandas as pd
@@ -55,8 +54,7 @@ def world_headroom(world, n_val: int, cf_days: float = 7, val_days: float = 4, s
 
     from glide_model.cf import train_cf
     from glide_model.data.examples import ExampleSamplingConfig, build_examples
-    from glide_model.evaluation.baselines import (CFRecommender, PopularityRecommender, TopicPopularityRecommender,
-                                                  episode_popularity)
+    from glide_model.evaluation.baselines import baseline_recommenders, episode_popularity
     from glide_model.evaluation.metrics import evaluate
 
     listens = world.listens
@@ -71,14 +69,11 @@ def world_headroom(world, n_val: int, cf_days: float = 7, val_days: float = 4, s
     known = listens[listens["ts"] < t_val]
     episodes = world.episodes.copy()
     episodes["popularity"] = episodes["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
-    recommenders = [PopularityRecommender(known, context_listens=known, episodes=episodes),
-                    CFRecommender(cf, known, context_listens=known, episodes=episodes),
-                    TopicPopularityRecommender(known, episodes, context_listens=known)]
     out = {}
-    for rec in recommenders:
+    for rec in baseline_recommenders(known, episodes, cf, known):
         table = evaluate(rec.recommend(held, 30), held, 30)
         out[rec.name] = {seg: {"n": int(table.loc[seg, "n"]), "recall@30": float(table.loc[seg, "recall@30"])}
-                         for seg in ("overall", "familiar", "unfamiliar") if seg in table.index}
+                         for seg in table.index}
     return out
 
 

@@ -116,8 +116,7 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
     from glide.jobs.training_set import historical_inputs
     from glide_model.cf import CFConfig, train_cf
     from glide_model.data.examples import ExampleSamplingConfig, examples_from_features
-    from glide_model.evaluation.baselines import (CFRecommender, PopularityRecommender, TopicPopularityRecommender,
-                                                  episode_popularity)
+    from glide_model.evaluation.baselines import baseline_recommenders, episode_popularity
     from glide_model.evaluation.glide import GlideRecommender
     from glide_model.evaluation.metrics import evaluate, paired_bootstrap, score_examples, summarize
     from glide_model.evaluation.report import plot_results, print_results
@@ -204,11 +203,8 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
         recommenders = [
             GlideRecommender(backend, table, show_of, context, name=f"glide ({model_cfg.variant})",
                              published_at=published),
-            PopularityRecommender(known, context_listens=context, episodes=episodes),
-            CFRecommender(cf_model, known, context_listens=context, episodes=episodes),
+            *baseline_recommenders(known, episodes, cf_model, context),
         ]
-        if "topic" in episodes.columns:  # a taste-aware reference that needs no model (genre x popularity)
-            recommenders.append(TopicPopularityRecommender(known, episodes, context_listens=context))
         k = cfg.window.k
         per_example = {r.name: score_examples(r.recommend(val_ex, k), val_ex, k) for r in recommenders}
         results = {name: summarize(frame) for name, frame in per_example.items()}

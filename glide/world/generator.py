@@ -24,7 +24,7 @@ MAX_STATE_CELLS = 300_000_000  # users x shows of per-user listening state the s
 
 
 # The behaviour settings of the first two sessions, before calibration against real data: picks
-# were driven mostly by show popularity (taste lift 1.2 on unfamiliar picks vs 2.1 in Amazon
+# were driven mostly by show popularity (taste lift 1.1 on unfamiliar picks vs 2.2 in Amazon
 # Scientific; `glide bench world-calibration`). Kept so the difference stays measurable.
 V1_BEHAVIOUR = dict(intent_stickiness=0.6, taste_concentration=0.3, discovery_popularity_exponent=0.8,
                     secondary_topic_weight=0.15, exploration_random_topic=0.5)

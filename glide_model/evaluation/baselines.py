@@ -276,6 +276,19 @@ class TopicPopularityRecommender:
         return out
 
 
+def baseline_recommenders(known: pd.DataFrame, episodes: pd.DataFrame, cf_model: CFModel,
+                          context_listens: pd.DataFrame | None = None) -> list[Recommender]:
+    """The non-LLM references GLIDE is compared against: popularity, CF and, when the episodes carry
+    a ``topic``, topic x popularity. Popularity is counted on ``known``; the rules read ``context_listens``."""
+    recommenders: list[Recommender] = [
+        PopularityRecommender(known, context_listens=context_listens, episodes=episodes),
+        CFRecommender(cf_model, known, context_listens=context_listens, episodes=episodes),
+    ]
+    if "topic" in episodes.columns:
+        recommenders.append(TopicPopularityRecommender(known, episodes, context_listens=context_listens))
+    return recommenders
+
+
 def recommend_all(recommenders: Sequence[Recommender], examples: pd.DataFrame, k: int) -> dict[str, list[list[str]]]:
     """Lists of every recommender, keyed by name."""
     return {r.name: r.recommend(examples, k) for r in recommenders}

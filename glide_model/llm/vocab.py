@@ -22,9 +22,10 @@ both scaled by the per-dimension std of the pretrained rows: one shared by all t
 Then, when the catalog is at hand (training does this; :func:`init_sid_rows_from_text`), each
 ``<SID_m=j>`` row gets a semantic direction: the mean of the text vectors (mean pretrained token
 embedding of title + topic + description) of the episodes whose level-m code is j, centred over
-the catalog and scaled like the pretrained rows' spread (buckets of unrelated episodes average out). The frozen LM can then read history SIDs
-and score target SIDs by what their episodes are about before any training step, which is where a
-CPU-sized budget (a few hundred steps) gains the most; unused codes keep the mean-plus-noise row.
+the catalog and scaled like the pretrained rows' spread (buckets of unrelated episodes average
+out). The frozen LM can then read history SIDs and score target SIDs by what their episodes are
+about before any training step, which is where a CPU-sized budget (a few hundred steps) gains the
+most; unused codes keep the mean-plus-noise row.
 """
 
 from __future__ import annotations
@@ -183,7 +184,6 @@ def _init_rows(
     token_noise = torch.randn(n_new, dim, generator=gen)
     rows = mean + noise_scale * std * (level_noise + token_noise) / 2**0.5
     weight[new_ids] = rows.to(weight.dtype)
-
 
 
 @torch.no_grad()
