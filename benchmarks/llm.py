@@ -3,7 +3,9 @@
 Builds a GLIDE model (SIDs 4 x 256 added, LoRA r=16, soft-prompt projector) on the chosen
 backbone, a random catalog of SIDs and random users with 20-episode histories, then measures:
 
-1. ``train_tokens_per_s``: instruction-tuning steps (LoRA + projector; bf16 autocast on CUDA);
+1. ``train_tokens_per_s``: instruction-tuning steps (LoRA + projector), in fp32 and, where the
+   device runs bf16 natively (CUDA, AVX512-BF16/AMX CPUs), under bf16 autocast: the ratio is
+   ``bf16_train_speedup`` (the trainer's ``bf16: auto`` picks bf16 exactly there);
 2. ``decode_ms_per_request``: trie-constrained beam search (30 beams -> 30 SIDs) with LoRA merged,
    one request at a time and in batches, for our single-prefill engine ("sid") and for
    ``transformers.generate`` + the trie LogitsProcessor ("hf").
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import click
@@ -32,8 +34,10 @@ class LlmBenchResult:
     params_m: float
     threads: int
     train_batch: int
-    train_tokens_per_s: float
+    train_tokens_per_s: float  # under the trainer's default precision (bf16: auto)
     train_step_s: float
+    train_tokens_per_s_by_precision: dict[str, float]  # fp32 baseline and bf16, same run
+    bf16_train_speedup: float | None  # bf16 / fp32 tokens/s; None where bf16 is not native
     beams: int
     catalog_sids: int
     prompt_tokens: int
@@ -82,7 +86,7 @@ def run_llm_bench(
     from glide_model.llm.model import GlideLM
     from glide_model.llm.prompt import GLIDE, PromptBuilder
     from glide_model.llm.soft_prompt import SoftPromptProjector
-    from glide_model.llm.trainer import LoopConfig
+    from glide_model.llm.trainer import LoopConfig, use_bf16
     from glide_model.llm.vocab import extend_vocab
     from glide_model.sids.trie import SidTrie
 
@@ -108,9 +112,14 @@ def run_llm_bench(
     })
     add_lora(glm, LoraSettings(r=16, alpha=32))
     data = instruct_data(glm, examples)
-    warm = LoopConfig(max_steps=2, batch_size=train_batch, lr=1e-4, warmup_steps=1)
-    train_instruct(glm, data, warm, progress=False)
-    loop = train_instruct(glm, data, LoopConfig(max_steps=train_steps, batch_size=train_batch, lr=1e-4, warmup_steps=1), progress=False)
+    by_precision: dict[str, float] = {}
+    loops = {}
+    for precision in ("off", "on") if use_bf16("auto", dev) else ("off",):
+        cfg = LoopConfig(max_steps=train_steps, batch_size=train_batch, lr=1e-4, warmup_steps=1, bf16=precision)
+        train_instruct(glm, data, replace(cfg, max_steps=2), progress=False)  # warm-up (allocator, kernels)
+        loops[precision] = train_instruct(glm, data, cfg, progress=False)
+        by_precision["bf16" if precision == "on" else "fp32"] = round(loops[precision].tokens_per_s, 1)
+    loop = loops["on" if use_bf16("auto", dev) else "off"]
 
     serve = merge_for_serving(glm)
     if dev.type == "cuda":
@@ -140,6 +149,8 @@ def run_llm_bench(
         train_batch=train_batch,
         train_tokens_per_s=loop.tokens_per_s,
         train_step_s=loop.seconds / max(loop.steps, 1),
+        train_tokens_per_s_by_precision=by_precision,
+        bf16_train_speedup=round(by_precision["bf16"] / by_precision["fp32"], 2) if "bf16" in by_precision else None,
         beams=beams,
         catalog_sids=len(codes),
         prompt_tokens=int(np.mean([len(e.input_ids) for e in data.items])),
@@ -168,7 +179,23 @@ def llm(model_name, device, beams, requests, train_steps, train_batch, threads, 
         model_name, device=device, beams=beams, requests=requests, train_steps=train_steps,
         train_batch=train_batch, data_dir=data_dir, engines=tuple(e for e in engines.split(",") if e),
     )
+    print_table(result)
     click.echo(json.dumps(asdict(result), indent=2))
+
+
+def print_table(result: LlmBenchResult) -> None:
+    """Training tokens/s per precision against the fp32 baseline of the same run (to stderr)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"GLIDE LM training, {result.model} on {result.device} ({result.threads} threads, "
+                        f"batch {result.train_batch}, {result.prompt_tokens}-token prompts)")
+    for col in ("precision", "tokens/s", "vs fp32"):
+        table.add_column(col, justify="left" if col == "precision" else "right")
+    base = result.train_tokens_per_s_by_precision["fp32"]
+    for name, tps in result.train_tokens_per_s_by_precision.items():
+        table.add_row(name, f"{tps:,.0f}", f"{tps / base:.2f}x")
+    Console(stderr=True).print(table)
 
 
 if __name__ == "__main__":

@@ -202,6 +202,7 @@ def train_glide(
             "steps": float(loop.steps),
             "final_loss": float(np.mean(loop.losses[-10:])) if loop.losses else float("nan"),
             "tokens_per_s": loop.tokens_per_s,
+            "bf16": loop.bf16,
         }
         log.info("%s: %d steps, loss %.4f, %.0f tokens/s", stage, loop.steps, result.stages[stage]["final_loss"], loop.tokens_per_s)
 

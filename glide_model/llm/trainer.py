@@ -1,7 +1,7 @@
 """A small, readable training loop shared by the grounding stages and instruction tuning.
 
-AdamW + linear warmup / cosine decay, gradient clipping, bf16 autocast on CUDA (fp32 master
-weights), tqdm progress with loss and tokens/s, a validation callback every ``eval_every`` steps,
+AdamW + linear warmup / cosine decay, gradient clipping, bf16 autocast on CUDA and bf16-capable
+CPUs (fp32 master weights), tqdm progress with loss and tokens/s, a validation callback every ``eval_every`` steps,
 a checkpoint callback every ``ckpt_every`` steps, and exact resume: optimizer, scheduler, sampler
 position and every RNG are part of the saved state.
 """
@@ -35,6 +35,27 @@ class LoopConfig:
     ckpt_every: int = 0  # 0: no intermediate checkpoints
     log_every: int = 10
     seed: int = 0
+    # bf16 autocast (fp32 master weights): "auto" = on CUDA, and on CPUs with native bf16 matmuls
+    # (AVX512-BF16 / AMX: 2.1x the fp32 tokens/s on this 2-core EPYC, RESULTS.md); "on"; "off".
+    bf16: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.bf16 not in ("auto", "on", "off"):
+            raise ValueError(f"bf16 must be auto, on or off, got {self.bf16!r}")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Does oneDNN run bf16 matmuls natively here (AVX512-BF16 or AMX), rather than emulating them?"""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
+
+
+def use_bf16(mode: str, device: torch.device) -> bool:
+    if mode == "auto":
+        return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    return mode == "on"
 
 
 class BatchSampler:
@@ -97,6 +118,7 @@ class LoopResult:
     validations: list[dict[str, float]] = field(default_factory=list)
     tokens: int = 0
     seconds: float = 0.0
+    bf16: bool = False  # ran under bf16 autocast
 
     @property
     def tokens_per_s(self) -> float:
@@ -161,7 +183,8 @@ def train_loop(
             "losses": list(result.losses),
         }
 
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    result.bf16 = use_bf16(cfg.bf16, device)
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=result.bf16)
     bar = tqdm(total=cfg.max_steps, initial=step, desc=name, disable=not progress, dynamic_ncols=True)
     while step < cfg.max_steps:
         t_step = time.perf_counter()

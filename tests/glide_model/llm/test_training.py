@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,7 @@ from glide_model.llm.grounding import (
     train_grounding_stage,
 )
 from glide_model.llm.instruct import instruct_data, instruct_params, train_instruct
-from glide_model.llm.trainer import BatchSampler, LoopConfig
+from glide_model.llm.trainer import BatchSampler, LoopConfig, cpu_has_native_bf16, use_bf16
 from tests.glide_model.llm.tiny_world import make_glm
 
 FAST = LoopConfig(max_steps=3, batch_size=8, lr=1e-2, warmup_steps=1)
@@ -133,3 +135,22 @@ def test_left_padded_tail_loss_equals_full_loss(world):
     glm.eval()
     with torch.no_grad():
         torch.testing.assert_close(glm.loss(left), glm.loss(right), rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_switch_trains_under_autocast_and_is_recorded(world):
+    catalog, codes, _ = world
+    runs = {}
+    for mode in ("off", "on"):
+        glm = make_glm(seed=0)
+        data = grounding_data(glm, catalog, codes)
+        add_lora(glm, LoraSettings(r=4, alpha=8))
+        runs[mode] = train_grounding_stage("grounding_stage2", glm, data, replace(FAST, bf16=mode), progress=False)
+    assert runs["on"].bf16 and not runs["off"].bf16
+    assert np.isfinite(runs["on"].losses).all()
+    # Same weights, same first batch: only the matmul precision differs.
+    assert runs["on"].losses[0] != runs["off"].losses[0]
+    assert runs["on"].losses[0] == pytest.approx(runs["off"].losses[0], rel=0.05)
+    assert use_bf16("auto", torch.device("cpu")) == cpu_has_native_bf16()
+    assert use_bf16("auto", torch.device("cuda")) and not use_bf16("off", torch.device("cuda"))
+    with pytest.raises(ValueError, match="bf16"):
+        LoopConfig(bf16="yes")
