@@ -60,7 +60,7 @@ def render(results: dict[str, dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
     for col in (
         "SID space", "collision rate", "unique SIDs", "mean / max per colliding SID", "intra-bucket cos",
-        "codebook usage per level", "entropy bits per level", "recon MSE", "fit s",
+        "codebook usage per level", "entropy bits per level", "items per prefix", "recon MSE", "fit s",
     ):
         table.add_column(col, justify="left" if col == "SID space" else "right")
     for name, r in results.items():
@@ -72,6 +72,7 @@ def render(results: dict[str, dict[str, Any]], title: str) -> Table:
             _fmt(r["intra_bucket_similarity"]),
             " ".join(f"{u:.2f}" for u in r["codebook_usage"]),
             " ".join(f"{e:.1f}" for e in r["codebook_entropy_bits"]),
+            " ".join(f"{n:.1f}" for n in r.get("items_per_prefix", [])),
             _fmt(r.get("reconstruction_mse")),
             _fmt(r.get("fit_seconds")),
         )

@@ -7,6 +7,7 @@ from glide_model.sids.metrics import (
     codebook_usage,
     collision_stats,
     intra_bucket_similarity,
+    items_per_prefix,
     random_pair_similarity,
     sid_report,
 )
@@ -44,3 +45,10 @@ def test_report_and_random_baseline():
     assert abs(random_pair_similarity(emb)) < 0.05
     rep = sid_report(rng.integers(0, 4, size=(100, 2)), emb, 4)
     assert {"collision_rate", "intra_bucket_similarity", "codebook_usage", "unique_sids"} <= set(rep)
+
+
+def test_items_per_prefix_shows_where_the_hierarchy_stops_sharing():
+    # 6 items: 2 level-1 codes, 4 two-token prefixes, 5 full SIDs
+    codes = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 1, 0], [1, 1, 0]])
+    assert items_per_prefix(codes) == pytest.approx([3.0, 1.5, 1.2])
+    assert sid_report(codes, np.eye(6), 2)["items_per_prefix"] == pytest.approx([3.0, 1.5, 1.2])
