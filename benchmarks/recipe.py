@@ -47,20 +47,19 @@ def prepare(bundle: Path, users: int = 300, days: int = 35, seed: int = 0, shows
 
 
 def run(bundle: Path, out: Path, instruct_steps: int = 1500, grounding_steps: int = 300, batch: int = 32,
-        max_val: int = 300, device: str = "auto") -> dict:
+        max_val: int = 300, device: str = "auto", base_model: str = "smollm2") -> dict:
+    from rich.console import Console
+
+    from glide.jobs.train import JobData, compare_to_baselines
     from glide.world.generator import World
     from glide_model.cf import CFModel
     from glide_model.data.examples import ExampleSamplingConfig, build_examples
-    from glide_model.evaluation.baselines import CFRecommender, PopularityRecommender, episode_popularity
-    from glide_model.evaluation.glide import GlideRecommender
-    from glide_model.evaluation.metrics import evaluate
-    from glide_model.evaluation.report import print_results
+    from glide_model.evaluation.baselines import episode_popularity
     from glide_model.llm.checkpoint import load_checkpoint
     from glide_model.llm.decoding import HFBackend, merge_for_serving
     from glide_model.llm.grounding import GroundingConfig
     from glide_model.llm.pipeline import GlideTrainConfig, train_glide
     from glide_model.llm.trainer import LoopConfig
-    from glide_model.sids.collisions import CollisionTable
     from glide_model.sids.trie import SidTrie
 
     started = time.perf_counter()
@@ -69,22 +68,25 @@ def run(bundle: Path, out: Path, instruct_steps: int = 1500, grounding_steps: in
     frame = pd.read_parquet(bundle / "assignments.parquet")
     assignments = {e: tuple(int(x) for x in c) for e, c in zip(frame["episode_id"], frame["codes"])}
     cf = CFModel.load(bundle / "cf")
-    t_cf, t_val = pd.Timestamp(meta["t_cf"]), pd.Timestamp(meta["t_val"])
     listens = world.listens
-    known = listens[listens["ts"] < t_val]
+    window = {"t0": listens["ts"].min(), "t_cf": pd.Timestamp(meta["t_cf"]), "t_val": pd.Timestamp(meta["t_val"]),
+              "t1": listens["ts"].max()}
     episodes = world.episodes.copy()
+    known = listens[listens["ts"] < window["t_val"]]
     episodes["popularity"] = episodes["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
 
-    examples = build_examples(listens, assignments, world.users, cf.user_embeddings(),
-                              ExampleSamplingConfig(history_len=10, max_examples_per_episode=50))
-    examples = examples[examples["ts"] >= t_cf]
-    train_ex = examples[examples["ts"] < t_val].reset_index(drop=True)
-    val_all = examples[examples["ts"] >= t_val]
+    # The same examples the job reads from Feast (a test checks the two paths agree).
+    sampling = ExampleSamplingConfig(history_len=10, max_examples_per_episode=50)
+    examples = build_examples(listens, assignments, world.users, cf.user_embeddings(), sampling)
+    examples = examples[examples["ts"] >= window["t_cf"]]
+    train_ex = examples[examples["ts"] < window["t_val"]].reset_index(drop=True)
+    val_all = examples[examples["ts"] >= window["t_val"]]
     val_ex = val_all.sample(n=min(len(val_all), max_val), random_state=0).sort_values(["ts", "user_id"])
-    val_ex = val_ex.reset_index(drop=True)
+    data = JobData(listens, episodes, assignments, meta["quantizer_version"], window, cf, sampling, train_ex,
+                   val_ex.reset_index(drop=True))
 
     cfg = GlideTrainConfig(
-        out_dir=out / "run", base_model="smollm2", data_dir=out, variant="glide", levels=4,
+        out_dir=out / "run", base_model=base_model, data_dir=out, variant="glide", levels=4,
         codebook_size=meta["codebook"], quantizer_version=meta["quantizer_version"], catalog_version="bundle",
         max_history=10, max_text_chars=120, device=device,
         grounding=GroundingConfig(stage1=LoopConfig(max_steps=grounding_steps, batch_size=batch, lr=5e-3),
@@ -92,22 +94,12 @@ def run(bundle: Path, out: Path, instruct_steps: int = 1500, grounding_steps: in
                                   eval_episodes=200),
         instruct=LoopConfig(max_steps=instruct_steps, batch_size=batch, lr=5e-4, ckpt_every=0),
     )
-    result = train_glide(cfg, episodes, assignments, train_ex, val_ex)
+    result = train_glide(cfg, episodes, assignments, data.train_ex, data.val_ex)
     glm, _ = load_checkpoint(result.checkpoint, device=device)
     trie = SidTrie(np.asarray(list(assignments.values())), meta["codebook"])
-    table = CollisionTable.from_frame(episodes, assignments)
-    show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
-    published = dict(zip(episodes["episode_id"], episodes["published_at"]))
-    # Rules read every listen before each request (as serving does); popularity stays frozen at t_val.
-    recs = [GlideRecommender(HFBackend(merge_for_serving(glm), trie), table, show_of, listens, name="glide",
-                             published_at=published),
-            PopularityRecommender(known, context_listens=listens, episodes=episodes),
-            CFRecommender(cf, known, context_listens=listens, episodes=episodes)]
-    results = {r.name: evaluate(r.recommend(val_ex, 30), val_ex, 30) for r in recs}
-    print_results(results)
-    record = {"examples": {"train": len(train_ex), "val": len(val_ex)}, "grounding": result.grounding,
-              "stages": result.stages, "seconds": round(time.perf_counter() - started, 1),
-              "metrics": {n: r.reset_index().to_dict(orient="records") for n, r in results.items()}}
+    comparison = compare_to_baselines(data, HFBackend(merge_for_serving(glm), trie), "glide", 30, Console())
+    record = {"examples": {"train": len(data.train_ex), "val": len(data.val_ex)}, "grounding": result.grounding,
+              "stages": result.stages, "seconds": round(time.perf_counter() - started, 1), **comparison}
     print(json.dumps(record, default=str))
     return record
 

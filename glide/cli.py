@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "streams": "streams.cli:streams",
     "sids": "glide_model.sids.cli:sids",
     "train": "glide.jobs.train_cli:train",
+    "evaluate": "glide.jobs.evaluate_cli:evaluate",
+    "retrain": "glide.jobs.retrain_cli:retrain",
     "serve": "streams.serve_cli:serve",
     "recommend": "streams.serve_cli:recommend",
     "bench": "benchmarks.cli:bench",

@@ -109,23 +109,156 @@ def catalog_version(episodes: pd.DataFrame) -> str:
     return f"catalog-{len(episodes)}-{digest[:10]}"
 
 
-def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console | None = None) -> dict[str, Any]:
-    """Run the whole job; returns the run record (also written to <out_dir>/run.json)."""
-    from glide.catalog import CatalogDB
+@dataclass
+class JobData:
+    """What the job derives from the world before any model trains (shared by train and evaluate)."""
+
+    listens: pd.DataFrame
+    episodes: pd.DataFrame  # with `popularity` frozen at t_val
+    assignments: dict[str, tuple[int, ...]]
+    quantizer_version: str
+    window: dict[str, pd.Timestamp]  # t0, t_cf, t_val, t1
+    cf_model: Any
+    sampling: Any  # ExampleSamplingConfig
+    train_ex: pd.DataFrame
+    val_ex: pd.DataFrame
+
+    @property
+    def known(self) -> pd.DataFrame:
+        """Listens a model or baseline may learn from: everything before t_val."""
+        return self.listens[self.listens["ts"] < self.window["t_val"]]
+
+    @property
+    def show_of(self) -> dict[str, str]:
+        return dict(zip(self.episodes["episode_id"], self.episodes["show_id"]))
+
+    @property
+    def published(self) -> dict[str, pd.Timestamp]:
+        return dict(zip(self.episodes["episode_id"], self.episodes["published_at"]))
+
+
+def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: Console, *,
+                     write_features: bool = True, quantizer_version: str | None = None) -> JobData:
+    """World -> catalog DB -> SIDs -> CF -> Feast offline store -> point-in-time examples.
+
+    ``write_features=False`` reads the offline store as a previous job left it (``glide evaluate``).
+    ``quantizer_version`` pins the SIDs (a registered model's own); the store's recent-SID codes may
+    come from another quantizer, so history codes are then re-read from the episode ids.
+    """
     from glide.jobs.offline_features import feature_tables, write_tables
     from glide.jobs.training_set import historical_inputs
     from glide_model.cf import CFConfig, train_cf
     from glide_model.data.examples import ExampleSamplingConfig, examples_from_features
-    from glide_model.evaluation.baselines import baseline_recommenders, episode_popularity
+    from glide_model.evaluation.baselines import episode_popularity
+    from streams.feature_store import apply_definitions, open_store
+
+    world = _world(settings, cfg, console)
+    listens, episodes = world.listens, world.episodes
+    if write_features:
+        db.upsert_shows(world.shows)
+        db.upsert_episodes(episodes)
+    if quantizer_version is None:
+        qversion, assignments = sids_for_catalog(settings, db, episodes, cfg.sids, console)
+    else:
+        qversion, assignments = quantizer_version, db.sid_assignments(quantizer_version)
+        if not set(episodes["episode_id"]) <= set(assignments):
+            from glide_model.llm.checkpoint import CheckpointMismatchError
+
+            raise CheckpointMismatchError(f"quantizer {quantizer_version} has no SIDs for every catalog episode: "
+                             "run `glide sids refresh` or evaluate against the catalog it was fitted on")
+
+    t0, t1 = listens["ts"].min(), listens["ts"].max()
+    t_cf = t0 + pd.Timedelta(days=cfg.window.cf_days)
+    t_val = t1 - pd.Timedelta(days=cfg.window.val_days)
+    if not t0 < t_cf < t_val < t1:
+        raise ValueError(f"window: cf_days={cfg.window.cf_days} + val_days={cfg.window.val_days} do not fit "
+                         f"in the data's {(t1 - t0).days} days")
+    history = listens[listens["ts"] < t_cf]
+    console.print(f"[bold]cf[/] training on {len(history)} listens before {t_cf:%Y-%m-%d}")
+    cf_model = train_cf(history, **to_dict(from_dict(CFConfig, cfg.cf, "cf")))
+
+    # Popularity known at training time (the world's own popularity column counts the future).
+    episodes = episodes.copy()
+    known = listens[listens["ts"] < t_val]
+    episodes["popularity"] = episodes["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
+
+    store = open_store(settings)
+    if write_features:
+        tables = feature_tables(listens, world.users, episodes, assignments, qversion,
+                                cf_embeddings=cf_model.user_embeddings(), cf_timestamp=t_cf, context_timestamp=t0)
+        counts = write_tables(settings, tables)
+        apply_definitions(store)
+        console.print(f"[bold]feast[/] offline rows {counts}")
+
+    sampling = from_dict(ExampleSamplingConfig, cfg.examples, "examples")
+    frame = historical_inputs(store, listens[listens["ts"] >= t_cf])
+    examples = examples_from_features(frame, sampling, assignments)
+    if quantizer_version is not None:
+        examples["history_codes"] = [[tuple(assignments[e]) for e in ids] for ids in examples["history_episode_ids"]]
+    train_ex = examples[examples["ts"] < t_val].reset_index(drop=True)
+    val_all = examples[examples["ts"] >= t_val]
+    val_ex = val_all.sample(n=min(len(val_all), cfg.window.max_val_examples), random_state=0)
+    val_ex = val_ex.sort_values(["ts", "user_id"]).reset_index(drop=True)
+    console.print(f"[bold]examples[/] train {len(train_ex)}  val {len(val_ex)} of {len(val_all)}  "
+                  f"(modes {train_ex['mode'].value_counts().to_dict()})")
+    return JobData(listens, episodes, assignments, qversion, {"t0": t0, "t_cf": t_cf, "t_val": t_val, "t1": t1},
+                   cf_model, sampling, train_ex, val_ex)
+
+
+def sid_structure(assignments: dict[str, tuple[int, ...]], codebook_size: int) -> dict[str, Any]:
+    """How the SIDs split this catalog (items per prefix per level, collisions), recorded with the run."""
+    from glide_model.sids.metrics import collision_stats, items_per_prefix
+
+    codes = np.asarray(list(assignments.values()))
+    return {"codebook_size": codebook_size, "items_per_prefix": items_per_prefix(codes),
+            "collision_rate": round(collision_stats(codes)["collision_rate"], 4)}
+
+
+def glide_recommender(data: JobData, backend, name: str = "glide"):
+    """GLIDE under the serving rules: the rules (habitual shows out, the mode's show rule) read every
+    listen before each request, as serving does from the stream-fed features; popularity (the
+    collision tie-breaker) stays frozen at t_val."""
     from glide_model.evaluation.glide import GlideRecommender
-    from glide_model.evaluation.metrics import evaluate, paired_bootstrap, score_examples, summarize
+    from glide_model.sids.collisions import CollisionTable
+
+    table = CollisionTable.from_frame(data.episodes, data.assignments)
+    return GlideRecommender(backend, table, data.show_of, data.listens, name=name, published_at=data.published)
+
+
+def compare_to_baselines(data: JobData, backend, name: str, k: int, console: Console,
+                         plot_path: Path | None = None) -> dict[str, Any]:
+    """GLIDE vs popularity, CF and topic x popularity on the held-out listens, with a paired CI."""
+    from glide_model.evaluation.baselines import baseline_recommenders
+    from glide_model.evaluation.metrics import paired_bootstrap, score_examples, summarize
     from glide_model.evaluation.report import plot_results, print_results
+
+    recommenders = [glide_recommender(data, backend, name),
+                    *baseline_recommenders(data.known, data.episodes, data.cf_model, data.listens)]
+    per_example = {r.name: score_examples(r.recommend(data.val_ex, k), data.val_ex, k) for r in recommenders}
+    results = {n: summarize(frame) for n, frame in per_example.items()}
+    print_results(results, console=console)
+    # Is the gap real? Paired over the same held-out listens, examples resampled.
+    gap = paired_bootstrap(per_example[name][f"recall@{k}"], per_example["popularity"][f"recall@{k}"])
+    console.print(f"GLIDE - popularity recall@{k}: {gap['diff']:+.3f} (95% CI {gap['lo']:+.3f} .. {gap['hi']:+.3f}, "
+                  f"n={gap['n']})")
+    if plot_path is not None:
+        plot_results(results, plot_path)
+    return {
+        "metrics": {n: res.reset_index().to_dict(orient="records") for n, res in results.items()},
+        f"glide_recall@{k}": float(results[name].loc["overall", f"recall@{k}"]),
+        f"popularity_recall@{k}": float(results["popularity"].loc["overall", f"recall@{k}"]),
+        "glide_minus_popularity": gap,
+    }
+
+
+def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console | None = None) -> dict[str, Any]:
+    """Run the whole job; returns the run record (also written to <out_dir>/run.json)."""
+    from glide.catalog import CatalogDB
+    from glide_model.evaluation.metrics import evaluate
     from glide_model.llm.checkpoint import export_merged, load_checkpoint
     from glide_model.llm.decoding import HFBackend, merge_for_serving
     from glide_model.llm.pipeline import GlideTrainConfig, train_glide
-    from glide_model.sids.collisions import CollisionTable
     from glide_model.sids.trie import SidTrie
-    from streams.feature_store import apply_definitions, open_store
 
     console = console or Console()
     started = time.perf_counter()
@@ -136,101 +269,44 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
     db.migrate()
 
     with db.job_run("train", params=to_dict(cfg)):
-        world = _world(settings, cfg, console)
-        listens, episodes = world.listens, world.episodes
-        db.upsert_shows(world.shows)
-        db.upsert_episodes(episodes)
-        qversion, assignments = sids_for_catalog(settings, db, episodes, cfg.sids, console)
-
-        t0, t1 = listens["ts"].min(), listens["ts"].max()
-        t_cf = t0 + pd.Timedelta(days=cfg.window.cf_days)
-        t_val = t1 - pd.Timedelta(days=cfg.window.val_days)
-        if not t0 < t_cf < t_val < t1:
-            raise ValueError(f"window: cf_days={cfg.window.cf_days} + val_days={cfg.window.val_days} do not fit "
-                             f"in the data's {(t1 - t0).days} days")
-        history = listens[listens["ts"] < t_cf]
-        console.print(f"[bold]cf[/] training on {len(history)} listens before {t_cf:%Y-%m-%d}")
-        cf_model = train_cf(history, **to_dict(from_dict(CFConfig, cfg.cf, "cf")))
-        cf_emb = cf_model.user_embeddings()
-
-        # Popularity known at training time (the world's own popularity column counts the future).
-        known = listens[listens["ts"] < t_val]
-        episodes = episodes.copy()
-        episodes["popularity"] = episodes["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
-
-        tables = feature_tables(listens, world.users, episodes, assignments, qversion,
-                                cf_embeddings=cf_emb, cf_timestamp=t_cf, context_timestamp=t0)
-        counts = write_tables(settings, tables)
-        store = open_store(settings)
-        apply_definitions(store)
-        console.print(f"[bold]feast[/] offline rows {counts}")
-
-        sampling = from_dict(ExampleSamplingConfig, cfg.examples, "examples")
-        targets = listens[listens["ts"] >= t_cf]
-        frame = historical_inputs(store, targets)
-        examples = examples_from_features(frame, sampling, assignments)
-        train_ex = examples[examples["ts"] < t_val].reset_index(drop=True)
-        val_all = examples[examples["ts"] >= t_val]
-        val_ex = val_all.sample(n=min(len(val_all), cfg.window.max_val_examples), random_state=0)
-        val_ex = val_ex.sort_values(["ts", "user_id"]).reset_index(drop=True)
-        console.print(f"[bold]examples[/] train {len(train_ex)}  val {len(val_ex)}  "
-                      f"(modes {train_ex['mode'].value_counts().to_dict()})")
-
+        data = prepare_job_data(settings, cfg, db, console)
+        sid_shape = sid_structure(data.assignments, cfg.sids.codebook_size)
         model_cfg = from_dict(GlideTrainConfig, {"out_dir": str(out_dir), "data_dir": str(settings.data_dir),
                                                  **cfg.model}, "model")
-        model_cfg.quantizer_version, model_cfg.catalog_version = qversion, catalog_version(episodes)
+        model_cfg.quantizer_version = data.quantizer_version
+        model_cfg.catalog_version = catalog_version(data.episodes)
         # The SID shape is the catalog's, never a separate model setting that could disagree.
         model_cfg.levels, model_cfg.codebook_size = cfg.sids.levels, cfg.sids.codebook_size
         model_cfg.instruct.validate_at_end = False  # the merged final model is evaluated below, faster
-        show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
-        published = dict(zip(episodes["episode_id"], episodes["published_at"]))
-        table = CollisionTable.from_frame(episodes, assignments)
-        # The rules (habitual shows out, the mode's show rule) read every listen before each request,
-        # as serving does from the stream-fed features; popularity stays frozen at t_val.
-        context = listens
+        k = cfg.window.k
 
         def validate(backend, val_examples):
-            recs = GlideRecommender(backend, table, show_of, context, published_at=published).recommend(
-                val_examples, cfg.window.k)
-            row = evaluate(recs, val_examples, cfg.window.k).loc["overall"]
-            return {f"recall@{cfg.window.k}": float(row[f"recall@{cfg.window.k}"])}
+            recs = glide_recommender(data, backend).recommend(val_examples, k)
+            return {f"recall@{k}": float(evaluate(recs, val_examples, k).loc["overall", f"recall@{k}"])}
 
-        result = train_glide(model_cfg, episodes, assignments, train_ex, val_ex, validate=validate)
+        result = train_glide(model_cfg, data.episodes, data.assignments, data.train_ex, data.val_ex, validate=validate)
 
-        glm, manifest = load_checkpoint(result.checkpoint, device=model_cfg.device)
-        trie = SidTrie(np.asarray(list(assignments.values())), model_cfg.codebook_size)
-        backend = HFBackend(merge_for_serving(glm), trie, num_beams=cfg.window.k)
-        recommenders = [
-            GlideRecommender(backend, table, show_of, context, name=f"glide ({model_cfg.variant})",
-                             published_at=published),
-            *baseline_recommenders(known, episodes, cf_model, context),
-        ]
-        k = cfg.window.k
-        per_example = {r.name: score_examples(r.recommend(val_ex, k), val_ex, k) for r in recommenders}
-        results = {name: summarize(frame) for name, frame in per_example.items()}
-        print_results(results, console=console)
-        # Is the gap real? Paired over the same held-out listens, examples resampled.
-        gap = paired_bootstrap(per_example[recommenders[0].name][f"recall@{k}"], per_example["popularity"][f"recall@{k}"])
-        console.print(f"GLIDE - popularity recall@{k}: {gap['diff']:+.3f} (95% CI {gap['lo']:+.3f} .. {gap['hi']:+.3f}, "
-                      f"n={gap['n']})")
-        plot_results(results, out_dir / "metrics.png")
+        glm, _ = load_checkpoint(result.checkpoint, device=model_cfg.device)
+        trie = SidTrie(np.asarray(list(data.assignments.values())), model_cfg.codebook_size)
+        backend = HFBackend(merge_for_serving(glm), trie, num_beams=k)
+        comparison = compare_to_baselines(data, backend, f"glide ({model_cfg.variant})", k, console,
+                                          out_dir / "metrics.png")
 
         export_dir = export_merged(result.checkpoint, out_dir / "export")
-        glide_recall = float(results[recommenders[0].name].loc["overall", f"recall@{k}"])
-        pop_recall = float(results["popularity"].loc["overall", f"recall@{k}"])
-        metrics = {name: res.reset_index().to_dict(orient="records") for name, res in results.items()}
+        glide_recall, pop_recall = comparison[f"glide_recall@{k}"], comparison[f"popularity_recall@{k}"]
+        window = data.window
         record = {
-            "run": run_name, "export": str(export_dir), "quantizer_version": qversion,
-            "catalog_version": model_cfg.catalog_version, "examples": {"train": len(train_ex), "val": len(val_ex)},
-            "sampling": sampling.to_record(), "grounding": result.grounding, "stages": result.stages,
-            "validations": result.validations, "metrics": metrics,
-            f"glide_recall@{k}": glide_recall, f"popularity_recall@{k}": pop_recall, "glide_minus_popularity": gap,
-            "window": {"t0": str(t0), "t_cf": str(t_cf), "t_val": str(t_val), "t1": str(t1)},
+            "run": run_name, "export": str(export_dir), "quantizer_version": data.quantizer_version,
+            "catalog_version": model_cfg.catalog_version, "sids": sid_shape,
+            "examples": {"train": len(data.train_ex), "val": len(data.val_ex)},
+            "sampling": data.sampling.to_record(), "grounding": result.grounding, "stages": result.stages,
+            "validations": result.validations, **comparison,
+            "window": {name: str(ts) for name, ts in window.items()},
             "seconds": round(time.perf_counter() - started, 1),
         }
         (out_dir / "run.json").write_text(json.dumps(record, indent=2, default=str))
         db.register_model(run_name, str(export_dir), {"glide_recall": glide_recall, "popularity_recall": pop_recall},
-                          to_dict(cfg), (t0.to_pydatetime(), t1.to_pydatetime()))
+                          to_dict(cfg), (window["t0"].to_pydatetime(), window["t1"].to_pydatetime()))
         if cfg.promote and glide_recall > pop_recall:
             db.promote_model(run_name)
             record["promoted"] = True

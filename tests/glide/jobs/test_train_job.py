@@ -18,16 +18,20 @@ from glide.jobs.train import load_job_config, run_train_job
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train_tiny.yaml"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("train")
-    settings = load_settings(data_dir=str(data_dir))
+def tiny_job_config():
     cfg = load_job_config(CONFIG)
     cfg.world = {"users": 60, "days": 30, "seed": 1, "shows": 40, "episodes_per_show": 8}
     cfg.model["instruct"] = {"max_steps": 6, "batch_size": 8, "ckpt_every": 3}
     cfg.model["grounding"] = {"stage1": {"max_steps": 4}, "stage2": {"max_steps": 4}, "eval_episodes": 16}
     cfg.window.max_val_examples = 20
-    record = run_train_job(settings, cfg, Console(quiet=True))
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("train")
+    settings = load_settings(data_dir=str(data_dir))
+    record = run_train_job(settings, tiny_job_config(), Console(quiet=True))
     return settings, record
 
 
@@ -38,6 +42,8 @@ def test_job_records_every_stage_and_registers_the_model(trained):
     assert {"grounding_stage1", "grounding_stage2", "instruct"} <= set(record["stages"])
     assert {"glide (glide)", "popularity", "cf", "topic_popularity"} <= set(record["metrics"])
     assert record["sampling"]["habit_threshold_seconds"] == 600
+    per_prefix = record["sids"]["items_per_prefix"]
+    assert len(per_prefix) == 4 and per_prefix == sorted(per_prefix, reverse=True) and per_prefix[-1] >= 1.0
     gap = record["glide_minus_popularity"]
     assert gap["n"] == record["examples"]["val"] and gap["lo"] <= gap["diff"] <= gap["hi"]
     assert gap["diff"] == pytest.approx(record["glide_recall@30"] - record["popularity_recall@30"])
@@ -67,3 +73,78 @@ def test_config_file_with_an_unknown_key_is_a_clear_error(tmp_path):
     bad.write_text("window: {cf_dayz: 3}\n")
     with pytest.raises(ConfigFileError, match="cf_dayz"):
         load_job_config(bad)
+
+
+def test_evaluate_rescoring_the_registered_model_matches_the_job_and_can_widen(trained):
+    """`glide evaluate` rebuilds the job's held-out window from the store it left: same listens, same
+    GLIDE and popularity recall; a wider sample scores more listens."""
+    from glide.jobs.evaluate import run_evaluate_job
+
+    settings, record = trained
+    again = run_evaluate_job(settings, record["run"], console=Console(quiet=True))
+    assert again["model"] == record["run"] and again["examples"] == record["examples"]["val"]
+    assert again["glide_recall@30"] == pytest.approx(record["glide_recall@30"])
+    assert again["popularity_recall@30"] == pytest.approx(record["popularity_recall@30"])
+    wider = run_evaluate_job(settings, None, max_examples=1000, console=Console(quiet=True))
+    assert wider["examples"] > record["examples"]["val"]
+    assert wider["glide_minus_popularity"]["n"] == wider["examples"]
+    assert CatalogDB(settings.catalog_db_url).job_runs("evaluate")[0]["status"] == "succeeded"
+
+
+def test_evaluate_names_a_missing_model(trained):
+    from glide.config import ConfigError
+    from glide.jobs.evaluate import run_evaluate_job
+
+    settings, _ = trained
+    with pytest.raises(ConfigError, match="no model 'nope'"):
+        run_evaluate_job(settings, "nope", console=Console(quiet=True))
+
+
+def test_retrain_scores_the_incumbent_on_the_challengers_listens_and_promotes_by_the_rule(trained):
+    from glide.jobs.retrain import run_retrain_job
+
+    from glide.jobs.train import prepare_job_data
+
+    settings, first = trained
+    db = CatalogDB(settings.catalog_db_url)
+    db.promote_model(first["run"])
+    # The challenger refits SIDs with another K: the store's recent SIDs are then in its code space,
+    # and scoring the incumbent must re-read history codes under the incumbent's own quantizer.
+    cfg = tiny_job_config()
+    cfg.sids.codebook_size = 16
+    # min_gain -1: any challenger beats popularity and the incumbent, so it must be promoted.
+    record = run_retrain_job(settings, cfg, Console(quiet=True), min_gain=-1.0)
+    assert record["incumbent"] == first["run"] and record["run"] != first["run"]
+    assert record["quantizer_version"] != first["quantizer_version"]
+    pinned = prepare_job_data(settings, cfg, db, Console(quiet=True), write_features=False,
+                              quantizer_version=first["quantizer_version"])
+    store_codes = prepare_job_data(settings, cfg, db, Console(quiet=True), write_features=False)
+    assert store_codes.quantizer_version == record["quantizer_version"]
+    old_sids = db.sid_assignments(first["quantizer_version"])
+    for ids, codes in zip(pinned.val_ex["history_episode_ids"], pinned.val_ex["history_codes"]):
+        assert [tuple(c) for c in codes] == [old_sids[e] for e in ids]
+    assert any(list(map(tuple, a)) != list(map(tuple, b))
+               for a, b in zip(pinned.val_ex["history_codes"], store_codes.val_ex["history_codes"]))
+    assert 0.0 <= record["incumbent_recall@30"] <= 1.0
+    assert record["promoted"] and db.promoted_model()["version"] == record["run"]
+    # Same window and sample as the challenger's job: the incumbent's evaluation scored the same listens.
+    scored = json.loads(sorted((settings.data_dir / "runs" / first["run"]).glob("evaluate-*.json"))[-1].read_text())
+    assert scored["examples"] == record["examples"]["val"]
+    assert scored["glide_recall@30"] == pytest.approx(record["incumbent_recall@30"])
+
+
+@pytest.mark.parametrize(
+    ("challenger", "popularity", "incumbent", "gain", "promote"),
+    [
+        (0.30, 0.25, None, 0.0, True),  # no incumbent: popularity is the bar
+        (0.30, 0.31, None, 0.0, False),
+        (0.30, 0.25, 0.29, 0.0, True),
+        (0.30, 0.25, 0.30, 0.0, False),  # a tie keeps the incumbent
+        (0.30, 0.25, 0.29, 0.02, False),  # must beat it by min_gain
+    ],
+)
+def test_promotion_rule(challenger, popularity, incumbent, gain, promote):
+    from glide.jobs.retrain import decide
+
+    decision = decide(challenger, popularity, incumbent, gain)
+    assert decision.promote is promote and decision.reason
