@@ -70,7 +70,9 @@ def world_headroom(world, n_val: int, cf_days: float = 7, val_days: float = 4, s
     episodes = world.episodes.copy()
     episodes["popularity"] = episodes["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
     out = {}
-    for rec in baseline_recommenders(known, episodes, cf, known):
+    # Rules read every listen before each request (as serving and the train job do); popularity
+    # and CF learn only from before t_val.
+    for rec in baseline_recommenders(known, episodes, cf, listens):
         table = evaluate(rec.recommend(held, 30), held, 30)
         out[rec.name] = {seg: {"n": int(table.loc[seg, "n"]), "recall@30": float(table.loc[seg, "recall@30"])}
                          for seg in table.index}
