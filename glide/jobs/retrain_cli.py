@@ -33,10 +33,16 @@ def retrain(config_path: Path | None, min_gain: float, every_hours: float | None
     cfg = load_job_config(config_path)
     console = Console(stderr=as_json)
     while True:
-        record = run_retrain_job(settings, cfg, console, min_gain)
-        if as_json:
-            click.echo(json.dumps(record, default=str))
-        if every_hours is None:
-            return
+        try:
+            record = run_retrain_job(settings, cfg, console, min_gain)
+        except Exception as exc:  # a failed pass (recorded in job_runs) must not end the schedule
+            if every_hours is None:
+                raise
+            console.print(f"[red]retrain pass failed[/]: {exc!r}; the promoted model is unchanged")
+        else:
+            if as_json:
+                click.echo(json.dumps(record, default=str))
+            if every_hours is None:
+                return
         console.print(f"next pass in {every_hours:g} h")
         time.sleep(every_hours * 3600)
