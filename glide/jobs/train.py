@@ -4,6 +4,10 @@ world events -> catalog DB -> Semantic IDs -> CF embeddings -> Feast offline sto
 point-in-time training set (`glide_inputs` + listening state) -> grounding + instruction tuning ->
 evaluation against baselines -> merged export -> model registry.
 
+The data half (`prepare_job_data`) and the scoring half (`compare_to_baselines`) are also what
+`glide evaluate` (glide/jobs/evaluate.py) and `glide retrain` (glide/jobs/retrain.py) run, so every
+model is scored on the same listens under the same rules.
+
 Time layout of the data window [t0, t1]:
   [t0, t_cf)      CF model's training data; its embeddings are stamped t_cf (known from then on)
   [t_cf, t_val)   instruction-tuning targets
