@@ -114,12 +114,13 @@ def run_llm_bench(
     data = instruct_data(glm, examples)
     by_precision: dict[str, float] = {}
     loops = {}
-    for precision in ("off", "on") if use_bf16("auto", dev) else ("off",):
+    native_bf16 = use_bf16("auto", dev)
+    for precision in ("off", "on") if native_bf16 else ("off",):
         cfg = LoopConfig(max_steps=train_steps, batch_size=train_batch, lr=1e-4, warmup_steps=1, bf16=precision)
         train_instruct(glm, data, replace(cfg, max_steps=2), progress=False)  # warm-up (allocator, kernels)
         loops[precision] = train_instruct(glm, data, cfg, progress=False)
         by_precision["bf16" if precision == "on" else "fp32"] = round(loops[precision].tokens_per_s, 1)
-    loop = loops["on" if use_bf16("auto", dev) else "off"]
+    loop = loops["on" if native_bf16 else "off"]
 
     serve = merge_for_serving(glm)
     if dev.type == "cuda":

@@ -50,11 +50,11 @@ def run(bundle: Path, out: Path, instruct_steps: int = 1500, grounding_steps: in
         max_val: int = 300, device: str = "auto", base_model: str = "smollm2") -> dict:
     from rich.console import Console
 
-    from glide.jobs.train import JobData, compare_to_baselines
+    from glide.jobs.train import JobData, compare_to_baselines, split_held_out
     from glide.world.generator import World
     from glide_model.cf import CFModel
     from glide_model.data.examples import ExampleSamplingConfig, build_examples
-    from glide_model.evaluation.baselines import episode_popularity
+    from glide_model.evaluation.baselines import with_popularity
     from glide_model.llm.checkpoint import load_checkpoint
     from glide_model.llm.decoding import HFBackend, merge_for_serving
     from glide_model.llm.grounding import GroundingConfig
@@ -71,19 +71,13 @@ def run(bundle: Path, out: Path, instruct_steps: int = 1500, grounding_steps: in
     listens = world.listens
     window = {"t0": listens["ts"].min(), "t_cf": pd.Timestamp(meta["t_cf"]), "t_val": pd.Timestamp(meta["t_val"]),
               "t1": listens["ts"].max()}
-    episodes = world.episodes.copy()
-    known = listens[listens["ts"] < window["t_val"]]
-    episodes["popularity"] = episodes["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
+    episodes = with_popularity(world.episodes, listens[listens["ts"] < window["t_val"]])
 
     # The same examples the job reads from Feast (a test checks the two paths agree).
     sampling = ExampleSamplingConfig(history_len=10, max_examples_per_episode=50)
     examples = build_examples(listens, assignments, world.users, cf.user_embeddings(), sampling)
-    examples = examples[examples["ts"] >= window["t_cf"]]
-    train_ex = examples[examples["ts"] < window["t_val"]].reset_index(drop=True)
-    val_all = examples[examples["ts"] >= window["t_val"]]
-    val_ex = val_all.sample(n=min(len(val_all), max_val), random_state=0).sort_values(["ts", "user_id"])
-    data = JobData(listens, episodes, assignments, meta["quantizer_version"], window, cf, sampling, train_ex,
-                   val_ex.reset_index(drop=True))
+    train_ex, val_ex = split_held_out(examples[examples["ts"] >= window["t_cf"]], window["t_val"], max_val)
+    data = JobData(listens, episodes, assignments, meta["quantizer_version"], window, cf, sampling, train_ex, val_ex)
 
     cfg = GlideTrainConfig(
         out_dir=out / "run", base_model=base_model, data_dir=out, variant="glide", levels=4,

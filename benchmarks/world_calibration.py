@@ -54,7 +54,7 @@ def world_headroom(world, n_val: int, cf_days: float = 7, val_days: float = 4, s
 
     from glide_model.cf import train_cf
     from glide_model.data.examples import ExampleSamplingConfig, build_examples
-    from glide_model.evaluation.baselines import baseline_recommenders, episode_popularity
+    from glide_model.evaluation.baselines import baseline_recommenders, with_popularity
     from glide_model.evaluation.metrics import evaluate
 
     listens = world.listens
@@ -67,8 +67,7 @@ def world_headroom(world, n_val: int, cf_days: float = 7, val_days: float = 4, s
     held = examples[examples["ts"] >= t_val]
     held = held.sample(n=min(len(held), n_val), random_state=seed).sort_values(["ts", "user_id"]).reset_index(drop=True)
     known = listens[listens["ts"] < t_val]
-    episodes = world.episodes.copy()
-    episodes["popularity"] = episodes["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
+    episodes = with_popularity(world.episodes, known)
     out = {}
     # Rules read every listen before each request (as serving and the train job do); popularity
     # and CF learn only from before t_val.

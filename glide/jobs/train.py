@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,7 @@ def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: 
     from glide.jobs.training_set import historical_inputs
     from glide_model.cf import CFConfig, train_cf
     from glide_model.data.examples import ExampleSamplingConfig, examples_from_features
-    from glide_model.evaluation.baselines import episode_popularity
+    from glide_model.evaluation.baselines import with_popularity
     from streams.feature_store import apply_definitions, open_store
 
     world = _world(settings, cfg, console)
@@ -162,14 +162,16 @@ def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: 
         db.upsert_shows(world.shows)
         db.upsert_episodes(episodes)
     if quantizer_version is None:
-        qversion, assignments = sids_for_catalog(settings, db, episodes, cfg.sids, console)
+        # Reading the store as a job left it must not fit (and make current) a new quantizer.
+        sid_settings = cfg.sids if write_features else replace(cfg.sids, refit=False)
+        qversion, assignments = sids_for_catalog(settings, db, episodes, sid_settings, console)
     else:
         qversion, assignments = quantizer_version, db.sid_assignments(quantizer_version)
         if not set(episodes["episode_id"]) <= set(assignments):
             from glide_model.llm.checkpoint import CheckpointMismatchError
 
             raise CheckpointMismatchError(f"quantizer {quantizer_version} has no SIDs for every catalog episode: "
-                             "run `glide sids refresh` or evaluate against the catalog it was fitted on")
+                                          "run `glide sids refresh` or evaluate against the catalog it was fitted on")
 
     t0, t1 = listens["ts"].min(), listens["ts"].max()
     t_cf = t0 + pd.Timedelta(days=cfg.window.cf_days)
@@ -181,10 +183,7 @@ def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: 
     console.print(f"[bold]cf[/] training on {len(history)} listens before {t_cf:%Y-%m-%d}")
     cf_model = train_cf(history, **to_dict(from_dict(CFConfig, cfg.cf, "cf")))
 
-    # Popularity known at training time (the world's own popularity column counts the future).
-    episodes = episodes.copy()
-    known = listens[listens["ts"] < t_val]
-    episodes["popularity"] = episodes["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
+    episodes = with_popularity(episodes, listens[listens["ts"] < t_val])  # known at training time
 
     store = open_store(settings)
     if write_features:
@@ -199,14 +198,19 @@ def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: 
     examples = examples_from_features(frame, sampling, assignments)
     if quantizer_version is not None:
         examples["history_codes"] = [[tuple(assignments[e]) for e in ids] for ids in examples["history_episode_ids"]]
-    train_ex = examples[examples["ts"] < t_val].reset_index(drop=True)
-    val_all = examples[examples["ts"] >= t_val]
-    val_ex = val_all.sample(n=min(len(val_all), cfg.window.max_val_examples), random_state=0)
-    val_ex = val_ex.sort_values(["ts", "user_id"]).reset_index(drop=True)
-    console.print(f"[bold]examples[/] train {len(train_ex)}  val {len(val_ex)} of {len(val_all)}  "
+    train_ex, val_ex = split_held_out(examples, t_val, cfg.window.max_val_examples)
+    console.print(f"[bold]examples[/] train {len(train_ex)}  val {len(val_ex)} of {int((examples['ts'] >= t_val).sum())}  "
                   f"(modes {train_ex['mode'].value_counts().to_dict()})")
     return JobData(listens, episodes, assignments, qversion, {"t0": t0, "t_cf": t_cf, "t_val": t_val, "t1": t1},
                    cf_model, sampling, train_ex, val_ex)
+
+
+def split_held_out(examples: pd.DataFrame, t_val: pd.Timestamp, max_val: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training examples before t_val; a fixed random sample of at most ``max_val`` from t_val on, in time order."""
+    train_ex = examples[examples["ts"] < t_val].reset_index(drop=True)
+    val_all = examples[examples["ts"] >= t_val]
+    val_ex = val_all.sample(n=min(len(val_all), max_val), random_state=0)
+    return train_ex, val_ex.sort_values(["ts", "user_id"]).reset_index(drop=True)
 
 
 def sid_structure(assignments: dict[str, tuple[int, ...]], codebook_size: int) -> dict[str, Any]:

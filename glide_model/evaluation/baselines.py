@@ -36,6 +36,14 @@ def episode_popularity(listens: pd.DataFrame) -> pd.Series:
     return pop.sort_index().sort_values(ascending=False, kind="stable")
 
 
+def with_popularity(episodes: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``episodes`` whose ``popularity`` is the distinct listeners in ``known`` (0 if none):
+    popularity as it stood at the end of ``known``, not the catalog's own column, which counts the future."""
+    out = episodes.copy()
+    out["popularity"] = out["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
+    return out
+
+
 @dataclass(frozen=True)
 class Constraint:
     """What one example allows: shows to avoid, shows to stay within (None = any), episodes to skip."""

@@ -1,9 +1,9 @@
 """A small, readable training loop shared by the grounding stages and instruction tuning.
 
 AdamW + linear warmup / cosine decay, gradient clipping, bf16 autocast on CUDA and bf16-capable
-CPUs (fp32 master weights), tqdm progress with loss and tokens/s, a validation callback every ``eval_every`` steps,
-a checkpoint callback every ``ckpt_every`` steps, and exact resume: optimizer, scheduler, sampler
-position and every RNG are part of the saved state.
+CPUs (fp32 master weights), tqdm progress with loss and tokens/s, a validation callback every
+``eval_every`` steps, a checkpoint callback every ``ckpt_every`` steps, and exact resume: optimizer,
+scheduler, sampler position and every RNG are part of the saved state.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ class LoopConfig:
     log_every: int = 10
     seed: int = 0
     # bf16 autocast (fp32 master weights): "auto" = on CUDA, and on CPUs with native bf16 matmuls
-    # (AVX512-BF16 / AMX: 2.1x the fp32 tokens/s on this 2-core EPYC, RESULTS.md); "on"; "off".
+    # (AVX512-BF16 / AMX: 1.4-1.7x the fp32 tokens/s of the GLIDE stages on this 2-core EPYC,
+    # RESULTS.md); "on"; "off".
     bf16: str = "auto"
 
     def __post_init__(self) -> None:

@@ -138,3 +138,13 @@ def test_topic_popularity_puts_the_users_topics_first_under_the_same_rules():
     assert recs[3] == ["y1", "x0", "x1"]    # before u's first listen nothing is known about u
     with pytest.raises(ValueError, match="topic"):
         TopicPopularityRecommender(listens, episodes.drop(columns="topic"))
+
+
+def test_with_popularity_counts_only_the_known_listens_and_leaves_the_catalog_alone():
+    from glide_model.evaluation.baselines import with_popularity
+
+    episodes = pd.DataFrame({"episode_id": ["a", "b", "c"], "popularity": [9.0, 9.0, 9.0]})
+    known = pd.DataFrame({"episode_id": ["a", "a", "b"], "user_id": ["u1", "u2", "u1"]})
+    out = with_popularity(episodes, known)
+    assert out["popularity"].tolist() == [2.0, 1.0, 0.0]
+    assert episodes["popularity"].tolist() == [9.0, 9.0, 9.0]
