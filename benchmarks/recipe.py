@@ -1,53 +1,55 @@
 """The GLIDE recipe on a host without the feature store (e.g. a lent GPU box): everything the
 offline job (glide/jobs/train.py) feeds the model, precomputed here into a small bundle, then
-trained and evaluated there with the same library code.
+trained and evaluated there with the same library code and the same job config file.
 
-    python -m benchmarks.recipe prepare BUNDLE      # here: world, SIDs (text encoder), CF embeddings
-    python -m benchmarks.recipe run BUNDLE OUT      # there: examples, grounding + instruction tuning, eval
+    python -m benchmarks.recipe prepare BUNDLE --config configs/train_smollm2.yaml   # here: world, SIDs, CF
+    python -m benchmarks.recipe run BUNDLE OUT --config configs/train_smollm2.yaml \
+        [--base-model FOLDER] [--device cuda] [--instruct-steps N] [--batch-size B] [--lr LR] [--max-val N]
 
 Examples come from `build_examples` (pure pandas), which a test checks is identical to the Feast
-point-in-time path the job uses (tests/glide_model/data).
+point-in-time path the job uses (tests/glide_model/data). The run prints one JSON record last.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from glide.jobs.config_io import from_dict, to_dict
+from glide.jobs.train import TrainJobConfig, load_job_config
 
-def prepare(bundle: Path, users: int = 300, days: int = 35, seed: int = 0, shows: int = 120,
-            episodes_per_show: int = 20, codebook: int = 256, cache_dir: Path | None = None,
-            cf_days: float = 7, val_days: float = 4) -> None:
-    from glide_model.cf import train_cf
+
+def prepare(bundle: Path, cfg: TrainJobConfig, cache_dir: Path | None = None) -> None:
+    from glide.world.generator import WorldConfig, generate_world
+    from glide_model.cf import CFConfig, train_cf
     from glide_model.sids.encoder import EmbeddingCache, TextEncoder, cache_dir_for, embed_episodes
     from glide_model.sids.quantizer import make_quantizer
-    from glide.world.generator import WorldConfig, generate_world
 
-    world = generate_world(WorldConfig(users=users, days=days, seed=seed, shows=shows,
-                                       episodes_per_show=episodes_per_show))
+    world = generate_world(from_dict(WorldConfig, cfg.world, "world"))
     world.save(bundle / "world")
     encoder = TextEncoder()
-    cache = EmbeddingCache(cache_dir_for(cache_dir or bundle, encoder.name))
-    emb = embed_episodes(encoder, world.episodes, cache=cache)
-    quantizer = make_quantizer("rkmeans", 4, codebook, seed).fit(emb, encoder=encoder.name)
-    codes = quantizer.encode(emb)
-    pd.DataFrame({"episode_id": world.episodes["episode_id"], "codes": codes.tolist()}).to_parquet(
+    emb = embed_episodes(encoder, world.episodes, cache=EmbeddingCache(cache_dir_for(cache_dir or bundle, encoder.name)))
+    sid = cfg.sids
+    quantizer = make_quantizer(sid.quantizer, sid.levels, sid.codebook_size, sid.seed).fit(emb, encoder=encoder.name)
+    pd.DataFrame({"episode_id": world.episodes["episode_id"], "codes": quantizer.encode(emb).tolist()}).to_parquet(
         bundle / "assignments.parquet")
     t0, t1 = world.listens["ts"].min(), world.listens["ts"].max()
-    t_cf, t_val = t0 + pd.Timedelta(days=cf_days), t1 - pd.Timedelta(days=val_days)
-    cf = train_cf(world.listens[world.listens["ts"] < t_cf])
-    cf.save(bundle / "cf")
-    (bundle / "meta.json").write_text(json.dumps({"quantizer_version": quantizer.meta.version, "codebook": codebook,
+    t_cf, t_val = t0 + pd.Timedelta(days=cfg.window.cf_days), t1 - pd.Timedelta(days=cfg.window.val_days)
+    train_cf(world.listens[world.listens["ts"] < t_cf], **to_dict(from_dict(CFConfig, cfg.cf, "cf"))).save(bundle / "cf")
+    (bundle / "meta.json").write_text(json.dumps({"quantizer_version": quantizer.meta.version,
                                                   "t_cf": str(t_cf), "t_val": str(t_val)}))
 
 
-def run(bundle: Path, out: Path, instruct_steps: int = 1500, grounding_steps: int = 300, batch: int = 32,
-        max_val: int = 300, device: str = "auto", base_model: str = "smollm2") -> dict:
+def run(bundle: Path, out: Path, cfg: TrainJobConfig, *, base_model: str | None = None, device: str = "auto",
+        instruct_steps: int | None = None, batch_size: int | None = None, lr: float | None = None,
+        max_val: int | None = None) -> dict:
+    """Train and score the config's model on the bundle; the overrides change only what they name."""
     from rich.console import Console
 
     from glide.jobs.train import JobData, compare_to_baselines, split_held_out
@@ -57,9 +59,7 @@ def run(bundle: Path, out: Path, instruct_steps: int = 1500, grounding_steps: in
     from glide_model.evaluation.baselines import with_popularity
     from glide_model.llm.checkpoint import load_checkpoint
     from glide_model.llm.decoding import HFBackend, merge_for_serving
-    from glide_model.llm.grounding import GroundingConfig
     from glide_model.llm.pipeline import GlideTrainConfig, train_glide
-    from glide_model.llm.trainer import LoopConfig
     from glide_model.sids.trie import SidTrie
 
     started = time.perf_counter()
@@ -74,35 +74,60 @@ def run(bundle: Path, out: Path, instruct_steps: int = 1500, grounding_steps: in
     episodes = with_popularity(world.episodes, listens[listens["ts"] < window["t_val"]])
 
     # The same examples the job reads from Feast (a test checks the two paths agree).
-    sampling = ExampleSamplingConfig(history_len=10, max_examples_per_episode=50)
+    sampling = from_dict(ExampleSamplingConfig, cfg.examples, "examples")
     examples = build_examples(listens, assignments, world.users, cf.user_embeddings(), sampling)
-    train_ex, val_ex = split_held_out(examples[examples["ts"] >= window["t_cf"]], window["t_val"], max_val)
+    train_ex, val_ex = split_held_out(examples[examples["ts"] >= window["t_cf"]], window["t_val"],
+                                      max_val if max_val is not None else cfg.window.max_val_examples)
     data = JobData(listens, episodes, assignments, meta["quantizer_version"], window, cf, sampling, train_ex, val_ex)
 
-    cfg = GlideTrainConfig(
-        out_dir=out / "run", base_model=base_model, data_dir=out, variant="glide", levels=4,
-        codebook_size=meta["codebook"], quantizer_version=meta["quantizer_version"], catalog_version="bundle",
-        max_history=10, max_text_chars=120, device=device,
-        grounding=GroundingConfig(stage1=LoopConfig(max_steps=grounding_steps, batch_size=batch, lr=5e-3),
-                                  stage2=LoopConfig(max_steps=grounding_steps, batch_size=batch, lr=5e-4),
-                                  eval_episodes=200),
-        instruct=LoopConfig(max_steps=instruct_steps, batch_size=batch, lr=5e-4, ckpt_every=0),
-    )
-    result = train_glide(cfg, episodes, assignments, data.train_ex, data.val_ex)
+    model = {**cfg.model, "out_dir": str(out / "run"), "data_dir": str(out), "device": device}
+    if base_model is not None:
+        model["base_model"] = base_model
+    model_cfg = from_dict(GlideTrainConfig, model, "model")
+    model_cfg.levels, model_cfg.codebook_size = cfg.sids.levels, cfg.sids.codebook_size
+    model_cfg.quantizer_version, model_cfg.catalog_version = meta["quantizer_version"], "bundle"
+    model_cfg.instruct = replace(model_cfg.instruct, ckpt_every=0, validate_at_end=False,
+                                 **{k: v for k, v in {"max_steps": instruct_steps, "batch_size": batch_size,
+                                                      "lr": lr}.items() if v is not None})
+    result = train_glide(model_cfg, episodes, assignments, data.train_ex, data.val_ex)
+    trained = time.perf_counter()
     glm, _ = load_checkpoint(result.checkpoint, device=device)
-    trie = SidTrie(np.asarray(list(assignments.values())), meta["codebook"])
-    comparison = compare_to_baselines(data, HFBackend(merge_for_serving(glm), trie), "glide", 30, Console())
-    record = {"examples": {"train": len(data.train_ex), "val": len(data.val_ex)}, "grounding": result.grounding,
-              "stages": result.stages, "seconds": round(time.perf_counter() - started, 1), **comparison}
+    k = cfg.window.k
+    trie = SidTrie(np.asarray(list(assignments.values())), cfg.sids.codebook_size)
+    comparison = compare_to_baselines(data, HFBackend(merge_for_serving(glm), trie, num_beams=k), "glide", k, Console())
+    record = {"device": str(glm.device), "examples": {"train": len(data.train_ex), "val": len(data.val_ex)},
+              "instruct": to_dict(model_cfg.instruct), "grounding": result.grounding, "stages": result.stages,
+              "train_seconds": round(trained - started, 1), "eval_seconds": round(time.perf_counter() - trained, 1),
+              **comparison}
     print(json.dumps(record, default=str))
     return record
 
 
-if __name__ == "__main__":
-    command, *args = sys.argv[1:]
-    if command == "prepare":
-        prepare(Path(args[0]), cache_dir=Path(args[1]) if len(args) > 1 else None)
-    elif command == "run":
-        run(Path(args[0]), Path(args[1]), *(int(a) for a in args[2:]))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.recipe", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare", help="world, SIDs and CF embeddings into BUNDLE (needs the text encoder)")
+    prep.add_argument("bundle", type=Path)
+    prep.add_argument("--config", type=Path)
+    prep.add_argument("--cache-dir", type=Path)
+    go = sub.add_parser("run", help="train and score on BUNDLE, writing under OUT")
+    go.add_argument("bundle", type=Path)
+    go.add_argument("out", type=Path)
+    go.add_argument("--config", type=Path)
+    go.add_argument("--base-model")
+    go.add_argument("--device", default="auto")
+    go.add_argument("--instruct-steps", type=int)
+    go.add_argument("--batch-size", type=int)
+    go.add_argument("--lr", type=float)
+    go.add_argument("--max-val", type=int)
+    args = parser.parse_args(argv)
+    cfg = load_job_config(args.config)
+    if args.command == "prepare":
+        prepare(args.bundle, cfg, args.cache_dir)
     else:
-        raise SystemExit("usage: python -m benchmarks.recipe prepare BUNDLE [CACHE] | run BUNDLE OUT [STEPS ...]")
+        run(args.bundle, args.out, cfg, base_model=args.base_model, device=args.device,
+            instruct_steps=args.instruct_steps, batch_size=args.batch_size, lr=args.lr, max_val=args.max_val)
+
+
+if __name__ == "__main__":
+    main()

@@ -218,12 +218,12 @@ def init_sid_rows_from_text(
         scale = weight * spread / text.pow(2).mean().sqrt().clamp(min=1e-8)
         used = 0
         for m in range(vocab.levels):
-            idx = torch.from_numpy(codes[:, m])
-            sums = torch.zeros(vocab.codebook_size, w.shape[1]).index_add_(0, idx, text)
+            idx = torch.from_numpy(codes[:, m]).to(w.device)
+            sums = torch.zeros(vocab.codebook_size, w.shape[1], device=w.device).index_add_(0, idx, text)
             counts = torch.bincount(idx, minlength=vocab.codebook_size).float()
             have = counts > 0
             direction = sums[have] / counts[have, None] * scale
-            rows = torch.from_numpy(vocab.sid_ids[m])[have]
+            rows = torch.from_numpy(vocab.sid_ids[m]).to(w.device)[have]
             w[rows] = (w[rows].float() + direction).to(w.dtype)
             used += int(have.sum())
     return {"sid_rows_from_text": float(used), "texts": float(len(texts))}
