@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,16 @@ def pick_model(db, version: str | None) -> dict[str, Any]:
     if row is None:
         raise ConfigError("the model registry is empty: run `glide train` first")
     return row
+
+
+def free_stem(folder: Path, stem: str) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``...: the first name with no report (.json/.png) in ``folder`` yet,
+    so two evaluations of one model in the same second keep both reports."""
+    candidate, n = stem, 1
+    while any((folder / f"{candidate}{ext}").exists() for ext in (".json", ".png")):
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate
 
 
 def run_evaluate_job(settings: GlideSettings, version: str | None = None, max_examples: int | None = None,
@@ -74,12 +85,12 @@ def run_evaluate_job(settings: GlideSettings, version: str | None = None, max_ex
                                             allow_catalog_update=allow_catalog_update)
         out_dir = settings.data_dir / "runs" / row["version"]
         out_dir.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        comparison = compare_to_baselines(data, backend, "glide", k, console, out_dir / f"evaluate-{stamp}.png")
+        stem = free_stem(out_dir, f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}")
+        comparison = compare_to_baselines(data, backend, "glide", k, console, out_dir / f"{stem}.png")
         record = {
             "model": row["version"], "examples": len(data.val_ex), **comparison,
             "window": {name: str(ts) for name, ts in data.window.items()},
             "seconds": round(time.perf_counter() - started, 1),
         }
-        (out_dir / f"evaluate-{stamp}.json").write_text(json.dumps(record, indent=2, default=str))
+        (out_dir / f"{stem}.json").write_text(json.dumps(record, indent=2, default=str))
     return record

@@ -148,3 +148,13 @@ def test_promotion_rule(challenger, popularity, incumbent, gain, promote):
 
     decision = decide(challenger, popularity, incumbent, gain)
     assert decision.promote is promote and decision.reason
+
+
+def test_evaluation_reports_never_overwrite_each_other(tmp_path):
+    from glide.jobs.evaluate import free_stem
+
+    assert free_stem(tmp_path, "evaluate-20261124-101010") == "evaluate-20261124-101010"
+    (tmp_path / "evaluate-20261124-101010.json").write_text("{}")
+    assert free_stem(tmp_path, "evaluate-20261124-101010") == "evaluate-20261124-101010-2"
+    (tmp_path / "evaluate-20261124-101010-2.png").write_bytes(b"")
+    assert free_stem(tmp_path, "evaluate-20261124-101010") == "evaluate-20261124-101010-3"
