@@ -5,7 +5,9 @@ backbone, a random catalog of SIDs and random users with 20-episode histories, t
 
 1. ``train_tokens_per_s``: instruction-tuning steps (LoRA + projector), in fp32 and, where the
    device runs bf16 natively (CUDA, AVX512-BF16/AMX CPUs), under bf16 autocast: the ratio is
-   ``bf16_train_speedup`` (the trainer's ``bf16: auto`` picks bf16 exactly there);
+   ``bf16_train_speedup`` (the trainer's ``bf16: auto`` picks bf16 exactly there); and the same
+   steps with each row run whole instead of the shared prompt prefix run once per batch
+   (``shared_prefix_speedup``);
 2. ``decode_ms_per_request``: trie-constrained beam search (30 beams -> 30 SIDs) with LoRA merged,
    one request at a time and in batches, for our single-prefill engine ("sid") and for
    ``transformers.generate`` + the trie LogitsProcessor ("hf").
@@ -38,6 +40,8 @@ class LlmBenchResult:
     train_step_s: float
     train_tokens_per_s_by_precision: dict[str, float]  # fp32 baseline and bf16, same run
     bf16_train_speedup: float | None  # bf16 / fp32 tokens/s; None where bf16 is not native
+    train_tokens_per_s_whole_rows: float  # default precision, shared prompt prefix off (the baseline)
+    shared_prefix_speedup: float  # train_tokens_per_s / train_tokens_per_s_whole_rows
     beams: int
     catalog_sids: int
     prompt_tokens: int
@@ -121,6 +125,9 @@ def run_llm_bench(
         loops[precision] = train_instruct(glm, data, cfg, progress=False)
         by_precision["bf16" if precision == "on" else "fp32"] = round(loops[precision].tokens_per_s, 1)
     loop = loops["on" if native_bf16 else "off"]
+    # The same steps with every row run whole (no shared prompt prefix), at the default precision.
+    whole_cfg = replace(cfg, bf16="on" if native_bf16 else "off", share_prefix=False)
+    whole = train_instruct(glm, data, whole_cfg, progress=False)
 
     serve = merge_for_serving(glm)
     if dev.type == "cuda":
@@ -152,6 +159,8 @@ def run_llm_bench(
         train_step_s=loop.seconds / max(loop.steps, 1),
         train_tokens_per_s_by_precision=by_precision,
         bf16_train_speedup=round(by_precision["bf16"] / by_precision["fp32"], 2) if "bf16" in by_precision else None,
+        train_tokens_per_s_whole_rows=round(whole.tokens_per_s, 1),
+        shared_prefix_speedup=round(loop.tokens_per_s / whole.tokens_per_s, 2),
         beams=beams,
         catalog_sids=len(codes),
         prompt_tokens=int(np.mean([len(e.input_ids) for e in data.items])),
@@ -185,7 +194,7 @@ def llm(model_name, device, beams, requests, train_steps, train_batch, threads, 
 
 
 def print_table(result: LlmBenchResult) -> None:
-    """Training tokens/s per precision against the fp32 baseline of the same run (to stderr)."""
+    """Training tokens/s per precision, and without the shared prompt prefix, against the fp32 baseline of the same run (to stderr)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -196,6 +205,8 @@ def print_table(result: LlmBenchResult) -> None:
     base = result.train_tokens_per_s_by_precision["fp32"]
     for name, tps in result.train_tokens_per_s_by_precision.items():
         table.add_row(name, f"{tps:,.0f}", f"{tps / base:.2f}x")
+    whole = result.train_tokens_per_s_whole_rows
+    table.add_row("default, rows whole (no shared prefix)", f"{whole:,.0f}", f"{whole / base:.2f}x")
     Console(stderr=True).print(table)
 
 

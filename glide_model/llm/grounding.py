@@ -142,8 +142,9 @@ def train_grounding_stage(
     items = data.items
     glm.train()
     params = [p for p in glm.model.parameters() if p.requires_grad]
-    sampler = BatchSampler(len(items), cfg.batch_size, seed=cfg.seed)
-    return train_loop(name, params, glm.step_fn(items), sampler, cfg, device=glm.device, **loop_kwargs)
+    sampler = BatchSampler(len(items), cfg.batch_size, seed=cfg.seed, lengths=[len(e.input_ids) for e in items],
+                           group=cfg.length_group)
+    return train_loop(name, params, glm.step_fn(items, share_prefix=cfg.share_prefix), sampler, cfg, device=glm.device, **loop_kwargs)
 
 
 def evaluate_grounding(

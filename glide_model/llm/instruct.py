@@ -104,7 +104,8 @@ def train_instruct(glm: GlideLM, data: InstructData, cfg: LoopConfig, **loop_kwa
     if not hasattr(glm.model, "peft_config"):
         raise ValueError("instruction tuning trains a LoRA adapter: call grounding.add_lora first")
     glm.train()
-    sampler = BatchSampler(len(data), cfg.batch_size, weights=data.weights, seed=cfg.seed)
+    sampler = BatchSampler(len(data), cfg.batch_size, weights=data.weights, seed=cfg.seed,
+                           lengths=[len(e.input_ids) for e in data.items], group=cfg.length_group)
     return train_loop(
-        "instruct", instruct_params(glm), glm.step_fn(data.items, data.cf), sampler, cfg, device=glm.device, **loop_kwargs
+        "instruct", instruct_params(glm), glm.step_fn(data.items, data.cf, share_prefix=cfg.share_prefix), sampler, cfg, device=glm.device, **loop_kwargs
     )

@@ -35,6 +35,11 @@ class LoopConfig:
     ckpt_every: int = 0  # 0: no intermediate checkpoints
     log_every: int = 10
     seed: int = 0
+    # Batches drawn together and grouped by prompt length (BatchSampler); 1 = plain random batches.
+    length_group: int = 16
+    # Run the prompt prefix all rows of a batch share (system prompt, chat header) once per batch
+    # (GlideLM.step_fn; same loss and gradients).
+    share_prefix: bool = True
     # bf16 autocast (fp32 master weights): "auto" = on CUDA, and on CPUs with native bf16 matmuls
     # (AVX512-BF16 / AMX: 1.4-1.7x the fp32 tokens/s of the GLIDE stages on this 2-core EPYC,
     # RESULTS.md); "on"; "off".
@@ -60,11 +65,20 @@ def use_bf16(mode: str, device: torch.device) -> bool:
 
 
 class BatchSampler:
-    """Index batches: shuffled epochs when weights are uniform, weighted draws with replacement otherwise."""
+    """Index batches: shuffled epochs when weights are uniform, weighted draws with replacement otherwise.
 
-    def __init__(self, n: int, batch_size: int, weights: Sequence[float] | None = None, seed: int = 0):
+    With ``lengths`` and ``group > 1``, ``group`` batches are drawn at once, sorted by length, cut
+    into batches and served in random order: which examples are seen (and how often) is unchanged,
+    but each batch pads to a near-uniform length. GLIDE prompts vary 78-122 tokens, so random
+    batches of 8 are 16% padding, all of it computed.
+    """
+
+    def __init__(self, n: int, batch_size: int, weights: Sequence[float] | None = None, seed: int = 0,
+                 lengths: Sequence[int] | None = None, group: int = 1):
         if n == 0:
             raise ValueError("no training examples")
+        if lengths is not None and len(lengths) != n:
+            raise ValueError(f"lengths must have one entry per example ({n}), got {len(lengths)}")
         self.n, self.batch_size = n, batch_size
         w = None if weights is None else torch.tensor(np.array(weights, dtype=np.float64))
         if w is not None:
@@ -73,28 +87,44 @@ class BatchSampler:
             if torch.allclose(w, w[0].expand_as(w)):
                 w = None
         self.weights = w
+        self.lengths = None if lengths is None or min(group, n // max(1, batch_size)) <= 1 else np.asarray(lengths, dtype=np.int64)
+        # A pool larger than the data would put repeats of one example side by side in a batch.
+        self.group = max(1, min(group, n // max(1, batch_size)))
         self.gen = torch.Generator().manual_seed(seed)
         self._perm: torch.Tensor | None = None
         self._pos = 0
+        self._queue: list[list[int]] = []
 
-    def next(self) -> list[int]:
+    def _draw(self, size: int) -> list[int]:
         if self.weights is not None:
-            return torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.gen).tolist()
+            return torch.multinomial(self.weights, size, replacement=True, generator=self.gen).tolist()
         out: list[int] = []
-        while len(out) < self.batch_size:
+        while len(out) < size:
             if self._perm is None or self._pos >= self.n:
                 self._perm, self._pos = torch.randperm(self.n, generator=self.gen), 0
-            take = min(self.batch_size - len(out), self.n - self._pos)
+            take = min(size - len(out), self.n - self._pos)
             out += self._perm[self._pos : self._pos + take].tolist()
             self._pos += take
         return out
 
+    def next(self) -> list[int]:
+        if self.lengths is None:
+            return self._draw(self.batch_size)
+        if not self._queue:
+            pool = sorted(self._draw(self.batch_size * self.group), key=lambda i: self.lengths[i])
+            batches = [pool[s : s + self.batch_size] for s in range(0, len(pool), self.batch_size)]
+            order = torch.randperm(len(batches), generator=self.gen).tolist()
+            self._queue = [batches[o] for o in order]
+        return self._queue.pop()
+
     def state_dict(self) -> dict[str, Any]:
-        return {"gen": self.gen.get_state(), "perm": self._perm, "pos": self._pos}
+        return {"gen": self.gen.get_state(), "perm": self._perm, "pos": self._pos,
+                "queue": [list(b) for b in self._queue]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.gen.set_state(state["gen"])
         self._perm, self._pos = state["perm"], state["pos"]
+        self._queue = [list(b) for b in state.get("queue", [])]
 
 
 def rng_state() -> dict[str, Any]:

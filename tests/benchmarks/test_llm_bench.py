@@ -26,3 +26,5 @@ def test_llm_bench_reports_fp32_baseline_and_bf16_ratio(tmp_path):
     else:
         assert set(by_precision) == {"fp32"} and record["bf16_train_speedup"] is None
     assert record["decode_ms_per_request"]["sid_batch1"] > 0
+    assert record["train_tokens_per_s_whole_rows"] > 0
+    assert record["shared_prefix_speedup"] == round(record["train_tokens_per_s"] / record["train_tokens_per_s_whole_rows"], 2)

@@ -120,6 +120,35 @@ def test_weighted_sampler_follows_weights_and_resumes():
         BatchSampler(2, 1, weights=[1.0, float("nan")])
 
 
+def test_length_grouped_batches_pad_less_and_keep_the_sampling():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(78, 123, size=1024)  # 8 groups of 16 x 8
+
+    def padding(sampler, steps=400):
+        batches = [sampler.next() for _ in range(steps)]
+        waste = sum(len(b) * lengths[b].max() - lengths[b].sum() for b in batches)
+        return waste / sum(len(b) * lengths[b].max() for b in batches), batches
+
+    plain, _ = padding(BatchSampler(1024, 8, seed=3, lengths=lengths, group=1))
+    grouped, batches = padding(BatchSampler(1024, 8, seed=3, lengths=lengths, group=16))
+    assert plain > 0.1 and grouped < plain / 4
+    # Uniform weights: still shuffled epochs, every example once per epoch.
+    assert sorted(i for b in batches[:128] for i in b) == list(range(1024))
+    # Weighted draws keep their distribution; only the grouping changes.
+    w = BatchSampler(3, 8, weights=[0.0, 1.0, 3.0], seed=1, lengths=[5, 9, 7], group=16)
+    draws = np.bincount([i for _ in range(250) for i in w.next()], minlength=3)
+    assert draws[0] == 0 and 2.2 < draws[2] / draws[1] < 4.0
+    # Exact resume mid-group.
+    g = BatchSampler(1024, 8, seed=4, lengths=lengths, group=16)
+    [g.next() for _ in range(5)]
+    state = g.state_dict()
+    expected = [g.next() for _ in range(30)]
+    g.load_state_dict(state)
+    assert [g.next() for _ in range(30)] == expected
+    with pytest.raises(ValueError, match="lengths"):
+        BatchSampler(3, 2, lengths=[1, 2])
+
+
 def test_left_padded_tail_loss_equals_full_loss(world):
     """Training collates left-padded and runs the LM head on the target tail only; the loss must be
     the same number as the full right-padded forward pass with HF's own label shift."""
@@ -135,6 +164,45 @@ def test_left_padded_tail_loss_equals_full_loss(world):
     glm.eval()
     with torch.no_grad():
         torch.testing.assert_close(glm.loss(left), glm.loss(right), rtol=1e-4, atol=1e-5)
+
+
+def test_shared_prefix_gives_the_same_loss_and_gradients(world):
+    """Training runs the prompt prefix every row shares (system prompt, chat header) once per batch;
+    loss and gradients must be those of the rows run whole."""
+    catalog, codes, examples = world
+    glm = make_glm(seed=2)
+    add_lora(glm, LoraSettings(r=4, alpha=8, dropout=0.0))
+    data = instruct_data(glm, examples.head(6))
+    items, cf = data.items, data.cf
+    shared = glm.collate(items, cf, left_pad=True, share_prefix=True)
+    whole = glm.collate(items, cf, left_pad=True)
+    assert shared.prefix_ids is not None and len(shared.prefix_ids) >= 8
+    # The prefix stops before the soft-prompt placeholder: each row's CF vector goes there.
+    assert glm.vocab.placeholder_id not in shared.prefix_ids.tolist()
+    assert shared.num_tokens == whole.num_tokens
+    params = instruct_params(glm)
+    glm.eval()  # no dropout: the two passes must be the same function
+
+    def loss_and_grads(batch):
+        for p in params:
+            p.grad = None
+        loss = glm.loss(batch)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in params]
+
+    loss_s, grads_s = loss_and_grads(shared)
+    loss_w, grads_w = loss_and_grads(whole)
+    torch.testing.assert_close(loss_s, loss_w, rtol=1e-4, atol=1e-5)
+    assert any(g.abs().sum() > 0 for g in grads_w)
+    for gs, gw in zip(grads_s, grads_w):
+        torch.testing.assert_close(gs, gw, rtol=1e-3, atol=1e-5)
+    # Grounding prompts (both directions) share their prefix the same way.
+    g_items = grounding_data(glm, catalog, codes).items[:6]
+    g_shared = glm.collate(g_items, left_pad=True, share_prefix=True)
+    assert g_shared.prefix_ids is not None
+    with torch.no_grad():
+        torch.testing.assert_close(glm.loss(g_shared), glm.loss(glm.collate(g_items, left_pad=True)),
+                                   rtol=1e-4, atol=1e-5)
 
 
 def test_bf16_switch_trains_under_autocast_and_is_recorded(world):
