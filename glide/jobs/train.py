@@ -276,8 +276,16 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
     db = CatalogDB(settings.catalog_db_url)
     db.migrate()
 
+    phases: dict[str, float] = {}  # wall seconds of each part of the job, recorded with the run
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        phases[name] = round(now - since, 1)
+        return now
+
     with db.job_run("train", params=to_dict(cfg)):
         data = prepare_job_data(settings, cfg, db, console)
+        t = lap("prepare_data", started)
         sid_shape = sid_structure(data.assignments, cfg.sids.codebook_size)
         model_cfg = from_dict(GlideTrainConfig, {"out_dir": str(out_dir), "data_dir": str(settings.data_dir),
                                                  **cfg.model}, "model")
@@ -293,14 +301,17 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
             return {f"recall@{k}": float(evaluate(recs, val_examples, k).loc["overall", f"recall@{k}"])}
 
         result = train_glide(model_cfg, data.episodes, data.assignments, data.train_ex, data.val_ex, validate=validate)
+        t = lap("train_model", t)
 
         glm, _ = load_checkpoint(result.checkpoint, device=model_cfg.device)
         trie = SidTrie(np.asarray(list(data.assignments.values())), model_cfg.codebook_size)
         backend = HFBackend(merge_for_serving(glm), trie, num_beams=k)
         comparison = compare_to_baselines(data, backend, f"glide ({model_cfg.variant})", k, console,
                                           out_dir / "metrics.png")
+        t = lap("score_held_out", t)
 
         export_dir = export_merged(result.checkpoint, out_dir / "export")
+        lap("export", t)
         glide_recall, pop_recall = comparison[f"glide_recall@{k}"], comparison[f"popularity_recall@{k}"]
         window = data.window
         record = {
@@ -310,7 +321,7 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
             "sampling": data.sampling.to_record(), "grounding": result.grounding, "stages": result.stages,
             "validations": result.validations, **comparison,
             "window": {name: str(ts) for name, ts in window.items()},
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": round(time.perf_counter() - started, 1), "phase_seconds": phases,
         }
         (out_dir / "run.json").write_text(json.dumps(record, indent=2, default=str))
         db.register_model(run_name, str(export_dir), {"glide_recall": glide_recall, "popularity_recall": pop_recall},

@@ -13,6 +13,7 @@ A stage with ``max_steps=0`` is skipped (e.g. the "no grounding" ablation of §5
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -203,6 +204,7 @@ def train_glide(
             "final_loss": float(np.mean(loop.losses[-10:])) if loop.losses else float("nan"),
             "tokens_per_s": loop.tokens_per_s,
             "bf16": loop.bf16,
+            "train_seconds": round(loop.seconds, 1),  # optimizer steps only; checkpoints and validation excluded
         }
         log.info("%s: %d steps, loss %.4f, %.0f tokens/s", stage, loop.steps, result.stages[stage]["final_loss"], loop.tokens_per_s)
 
@@ -215,7 +217,9 @@ def train_glide(
 
     def eval_grounding(label: str) -> None:
         if gdata is not None and g.eval_episodes > 0:
+            started = time.perf_counter()
             result.grounding[label] = evaluate_grounding(glm, gdata, trie, n=g.eval_episodes, beams=g.eval_beams)
+            result.grounding[label]["seconds"] = round(time.perf_counter() - started, 1)
             log.info("grounding %s: %s", label, result.grounding[label])
 
     # --- stage 1: new SID rows only -----------------------------------------------------------

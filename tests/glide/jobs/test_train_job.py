@@ -40,6 +40,12 @@ def test_job_records_every_stage_and_registers_the_model(trained):
     assert record["examples"]["train"] > 0 and record["examples"]["val"] > 0
     assert set(record["grounding"]) >= {"before", "after_stage1", "after_stage2"}
     assert {"grounding_stage1", "grounding_stage2", "instruct"} <= set(record["stages"])
+    # Where the job's time went: each part timed, together no more than the whole job.
+    phases = record["phase_seconds"]
+    assert set(phases) == {"prepare_data", "train_model", "score_held_out", "export"}
+    assert all(v >= 0 for v in phases.values()) and sum(phases.values()) <= record["seconds"] + 0.5
+    assert all(record["stages"][s]["train_seconds"] <= phases["train_model"] for s in record["stages"])
+    assert all(g["seconds"] >= 0 for g in record["grounding"].values())
     assert {"glide (glide)", "popularity", "cf", "topic_popularity"} <= set(record["metrics"])
     assert record["sampling"]["habit_threshold_seconds"] == 600
     per_prefix = record["sids"]["items_per_prefix"]
