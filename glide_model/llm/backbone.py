@@ -47,6 +47,20 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     return torch.device(device)
 
 
+def set_training_attention(model: PreTrainedModel, choice: str, device: torch.device) -> str:
+    """Pick the attention kernel for training; returns the one in use.
+
+    "auto": eager on CPU, sdpa elsewhere. On the CPU, sdpa's flash-attention backward took 19% of a
+    GLIDE step for ~120-token prompts; eager's plain matmuls run the step 1.18x faster there (the
+    beams decode equally fast and identically with either)."""
+    if choice not in ("auto", "eager", "sdpa"):
+        raise ValueError(f"attention must be auto, eager or sdpa, got {choice!r}")
+    impl = ("eager" if device.type == "cpu" else "sdpa") if choice == "auto" else choice
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.set_attn_implementation(impl)
+    return impl
+
+
 def _align_special_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
     """Trust the model config's single eos id over the tokenizer's; make sure a pad token exists."""
     eos = model.config.eos_token_id

@@ -107,5 +107,6 @@ def train_instruct(glm: GlideLM, data: InstructData, cfg: LoopConfig, **loop_kwa
     sampler = BatchSampler(len(data), cfg.batch_size, weights=data.weights, seed=cfg.seed,
                            lengths=[len(e.input_ids) for e in data.items], group=cfg.length_group)
     return train_loop(
-        "instruct", instruct_params(glm), glm.step_fn(data.items, data.cf, share_prefix=cfg.share_prefix), sampler, cfg, device=glm.device, **loop_kwargs
+        "instruct", instruct_params(glm), glm.step_fn(data.items, data.cf, share_prefix=cfg.share_prefix), sampler, cfg, device=glm.device,
+        model=glm.model, **loop_kwargs
     )

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glide_model.llm.backbone import TINY, pick_device, resolve_backbone
+from glide_model.llm.backbone import TINY, pick_device, resolve_backbone, set_training_attention
 from glide_model.llm.checkpoint import Manifest, load_checkpoint, load_train_state, save_checkpoint
 from glide_model.llm.decoding import GenerationBackend, HFBackend
 from glide_model.llm.grounding import (
@@ -76,6 +76,7 @@ class GlideTrainConfig:
     val_loss_examples: int = 256  # validation-loss subset size (0: no built-in validation loss)
     val_beams: int = 30
     device: str = "auto"
+    attention: str = "auto"  # training attention kernel: auto = eager on CPU, sdpa elsewhere (backbone.py)
     seed: int = 0
     progress: bool = True
 
@@ -174,6 +175,8 @@ def train_glide(
         if cfg.sid_init == "text":
             catalog = grounding_data(glm, catalog_frame, assignments)
             init_sid_rows_from_text(glm.model, glm.tokenizer, glm.vocab, catalog.texts, np.asarray(catalog.codes))
+
+    set_training_attention(glm.model, cfg.attention, device)
 
     def manifest_for(stage: str, step: int) -> Manifest:
         return Manifest(

@@ -101,3 +101,16 @@ def test_per_request_allowed_tries_restrict_each_request(glm, engine):
     whole = HFBackend(glm, trie, num_beams=150, engine="sid").generate([reqs[2]])[0]
     inside = [(c, s) for c, s in whole if c in medium][:30]
     assert [c for c, _ in got[2]][:10] == [c for c, _ in inside][:10]
+
+
+def test_tree_decoding_matches_transformers_generate_under_eager_attention():
+    """The sid engine's 4D tree mask is additive, which eager attention (the CPU training default) takes too."""
+    glm = make_glm(seed=4)
+    glm.model.set_attn_implementation("eager")
+    trie = catalog_trie(150, seed=2)
+    reqs = requests(3)
+    ours = HFBackend(glm, trie, num_beams=30, engine="sid").generate(reqs)
+    ref = HFBackend(glm, trie, num_beams=30, engine="hf").generate(reqs)
+    for a, b in zip(ours, ref):
+        assert [c for c, _ in a] == [c for c, _ in b]
+        np.testing.assert_allclose([s for _, s in a], [s for _, s in b], atol=1e-4)

@@ -17,7 +17,8 @@ from glide_model.llm.grounding import (
     train_grounding_stage,
 )
 from glide_model.llm.instruct import instruct_data, instruct_params, train_instruct
-from glide_model.llm.trainer import BatchSampler, LoopConfig, cpu_has_native_bf16, use_bf16
+from glide_model.llm.backbone import set_training_attention
+from glide_model.llm.trainer import BatchSampler, FrozenLinears, LoopConfig, cpu_has_native_bf16, train_loop, use_bf16
 from tests.glide_model.llm.tiny_world import make_glm
 
 FAST = LoopConfig(max_steps=3, batch_size=8, lr=1e-2, warmup_steps=1)
@@ -222,3 +223,55 @@ def test_bf16_switch_trains_under_autocast_and_is_recorded(world):
     assert use_bf16("auto", torch.device("cuda")) and not use_bf16("off", torch.device("cuda"))
     with pytest.raises(ValueError, match="bf16"):
         LoopConfig(bf16="yes")
+
+
+def test_bf16_stages_hold_frozen_linears_in_bf16_only_during_steps(world):
+    """Frozen weights are bf16 inside a step's forward/backward and bit-identical fp32 afterwards
+    (and at validation), with the loss autocast alone would give."""
+    catalog, codes, _ = world
+    losses, seen = {}, {}
+    for cast in (False, True):
+        glm = make_glm(seed=0)
+        data = grounding_data(glm, catalog, codes)
+        add_lora(glm, LoraSettings(r=4, alpha=8))
+        base = glm.model.get_base_model().model.layers[0].mlp.down_proj.base_layer
+        before = base.weight.detach().clone()
+        step = glm.step_fn(data.items, share_prefix=False)
+
+        def watched(indices, step=step, base=base, cast=cast):
+            seen.setdefault(cast, []).append(base.weight.dtype)
+            return step(indices)
+
+        at_validation = []
+        result = train_loop("stage", [p for p in glm.model.parameters() if p.requires_grad], watched,
+                            BatchSampler(len(data.items), 8, seed=0), replace(FAST, bf16="on", eval_every=2),
+                            device=glm.device, progress=False, model=glm.model if cast else None,
+                            validate=lambda s, base=base: at_validation.append(base.weight.dtype) or {})
+        losses[cast] = result.losses
+        assert base.weight.dtype == torch.float32 and torch.equal(base.weight.detach(), before)
+        assert at_validation and all(d == torch.float32 for d in at_validation)
+    assert seen[True] == [torch.bfloat16] * FAST.max_steps and seen[False] == [torch.float32] * FAST.max_steps
+    assert losses[True][0] == pytest.approx(losses[False][0], rel=1e-3)
+    assert glm.model.get_output_embeddings().weight.dtype == torch.float32
+
+
+def test_frozen_linears_skip_trainable_and_tied_weights():
+    glm = make_glm(tied=True)
+    add_lora(glm, LoraSettings(r=4, alpha=8))
+    frozen = FrozenLinears(glm.model, torch.bfloat16)
+    frozen.low()
+    try:
+        names = {n for n, p in glm.model.named_parameters() if p.dtype == torch.bfloat16}
+        assert names and all("base_layer" in n for n in names)  # LoRA A/B and lm_head/embeddings stay fp32
+    finally:
+        frozen.original()
+    assert all(p.dtype == torch.float32 for p in glm.model.parameters())
+
+
+def test_training_attention_is_eager_on_cpu_by_default():
+    glm = make_glm()
+    assert set_training_attention(glm.model, "auto", torch.device("cpu")) == "eager"
+    assert glm.model.config._attn_implementation == "eager"
+    assert set_training_attention(glm.model, "sdpa", torch.device("cpu")) == "sdpa"
+    with pytest.raises(ValueError, match="attention"):
+        set_training_attention(glm.model, "flash", torch.device("cpu"))
