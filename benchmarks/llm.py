@@ -7,7 +7,8 @@ backbone, a random catalog of SIDs and random users with 20-episode histories, t
    device runs bf16 natively (CUDA, AVX512-BF16/AMX CPUs), under bf16 autocast: the ratio is
    ``bf16_train_speedup`` (the trainer's ``bf16: auto`` picks bf16 exactly there); and the same
    steps with each row run whole instead of the shared prompt prefix run once per batch
-   (``shared_prefix_speedup``);
+   (``shared_prefix_speedup``), with the other attention kernel (``attention_speedup``: the
+   trainer's eager on CPU vs sdpa) and with LoRA dropout 0.05 (``lora_dropout_speedup``);
 2. ``decode_ms_per_request``: trie-constrained beam search (30 beams -> 30 SIDs) with LoRA merged,
    one request at a time and in batches, for our single-prefill engine ("sid") and for
    ``transformers.generate`` + the trie LogitsProcessor ("hf").
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -42,11 +44,35 @@ class LlmBenchResult:
     bf16_train_speedup: float | None  # bf16 / fp32 tokens/s; None where bf16 is not native
     train_tokens_per_s_whole_rows: float  # default precision, shared prompt prefix off (the baseline)
     shared_prefix_speedup: float  # train_tokens_per_s / train_tokens_per_s_whole_rows
+    train_attention: str  # the trainer's default kernel here (eager on CPU, sdpa elsewhere)
+    train_tokens_per_s_other_attention: float  # default precision, the other kernel (the baseline)
+    attention_speedup: float  # train_tokens_per_s / train_tokens_per_s_other_attention
+    train_tokens_per_s_lora_dropout: float  # default precision, LoRA dropout 0.05 (the old default)
+    lora_dropout_speedup: float  # train_tokens_per_s / train_tokens_per_s_lora_dropout
     beams: int
     catalog_sids: int
     prompt_tokens: int
     decode_ms_per_request: dict[str, float]
     load_avg_1m: float
+
+
+@contextmanager
+def lora_dropout(model, p: float):
+    """Every LoRA layer's dropout set to ``p`` for the block (the adapter's weights are untouched)."""
+    from torch import nn
+
+    swapped = []
+    for module in model.modules():
+        drops = getattr(module, "lora_dropout", None)
+        if isinstance(drops, nn.ModuleDict):
+            for key in list(drops.keys()):
+                swapped.append((drops, key, drops[key]))
+                drops[key] = nn.Dropout(p)
+    try:
+        yield
+    finally:
+        for drops, key, original in swapped:
+            drops[key] = original
 
 
 def _backbone(name: str, data_dir: Path):
@@ -83,7 +109,7 @@ def run_llm_bench(
     import pandas as pd
     import torch
 
-    from glide_model.llm.backbone import pick_device
+    from glide_model.llm.backbone import pick_device, set_training_attention
     from glide_model.llm.decoding import HFBackend, merge_for_serving, requests_from_examples
     from glide_model.llm.grounding import LoraSettings, add_lora
     from glide_model.llm.instruct import instruct_data, train_instruct
@@ -115,6 +141,7 @@ def run_llm_bench(
         "weight": 1.0,
     })
     add_lora(glm, LoraSettings(r=16, alpha=32))
+    attention = set_training_attention(glm.model, "auto", dev)
     data = instruct_data(glm, examples)
     by_precision: dict[str, float] = {}
     loops = {}
@@ -128,6 +155,13 @@ def run_llm_bench(
     # The same steps with every row run whole (no shared prompt prefix), at the default precision.
     whole_cfg = replace(cfg, bf16="on" if native_bf16 else "off", share_prefix=False)
     whole = train_instruct(glm, data, whole_cfg, progress=False)
+    default_cfg = replace(cfg, bf16="on" if native_bf16 else "off")
+    other = "sdpa" if attention == "eager" else "eager"
+    set_training_attention(glm.model, other, dev)
+    other_attention = train_instruct(glm, data, default_cfg, progress=False)
+    set_training_attention(glm.model, attention, dev)
+    with lora_dropout(glm.model, 0.05):
+        dropped = train_instruct(glm, data, default_cfg, progress=False)
 
     serve = merge_for_serving(glm)
     if dev.type == "cuda":
@@ -161,6 +195,11 @@ def run_llm_bench(
         bf16_train_speedup=round(by_precision["bf16"] / by_precision["fp32"], 2) if "bf16" in by_precision else None,
         train_tokens_per_s_whole_rows=round(whole.tokens_per_s, 1),
         shared_prefix_speedup=round(loop.tokens_per_s / whole.tokens_per_s, 2),
+        train_attention=attention,
+        train_tokens_per_s_other_attention=round(other_attention.tokens_per_s, 1),
+        attention_speedup=round(loop.tokens_per_s / other_attention.tokens_per_s, 2),
+        train_tokens_per_s_lora_dropout=round(dropped.tokens_per_s, 1),
+        lora_dropout_speedup=round(loop.tokens_per_s / dropped.tokens_per_s, 2),
         beams=beams,
         catalog_sids=len(codes),
         prompt_tokens=int(np.mean([len(e.input_ids) for e in data.items])),
@@ -205,8 +244,14 @@ def print_table(result: LlmBenchResult) -> None:
     base = result.train_tokens_per_s_by_precision["fp32"]
     for name, tps in result.train_tokens_per_s_by_precision.items():
         table.add_row(name, f"{tps:,.0f}", f"{tps / base:.2f}x")
-    whole = result.train_tokens_per_s_whole_rows
-    table.add_row("default, rows whole (no shared prefix)", f"{whole:,.0f}", f"{whole / base:.2f}x")
+    rows = {
+        "default, rows whole (no shared prefix)": result.train_tokens_per_s_whole_rows,
+        f"default, {'sdpa' if result.train_attention == 'eager' else 'eager'} attention":
+            result.train_tokens_per_s_other_attention,
+        "default, LoRA dropout 0.05": result.train_tokens_per_s_lora_dropout,
+    }
+    for name, tps in rows.items():
+        table.add_row(name, f"{tps:,.0f}", f"{tps / base:.2f}x")
     Console(stderr=True).print(table)
 
 

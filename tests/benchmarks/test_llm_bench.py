@@ -28,3 +28,6 @@ def test_llm_bench_reports_fp32_baseline_and_bf16_ratio(tmp_path):
     assert record["decode_ms_per_request"]["sid_batch1"] > 0
     assert record["train_tokens_per_s_whole_rows"] > 0
     assert record["shared_prefix_speedup"] == round(record["train_tokens_per_s"] / record["train_tokens_per_s_whole_rows"], 2)
+    assert record["train_attention"] == "eager"  # the CPU trainer's default; sdpa is the baseline row
+    assert record["attention_speedup"] == round(record["train_tokens_per_s"] / record["train_tokens_per_s_other_attention"], 2)
+    assert record["lora_dropout_speedup"] == round(record["train_tokens_per_s"] / record["train_tokens_per_s_lora_dropout"], 2)
