@@ -1,5 +1,5 @@
 """The GLIDE recipe on a host without the feature store (e.g. a lent GPU box): everything the
-offline job (glide/jobs/train.py) feeds the model, precomputed here into a small bundle, then
+offline job (glide_app/jobs/train.py) feeds the model, precomputed here into a small bundle, then
 trained and evaluated there with the same library code and the same job config file.
 
     python -m benchmarks.recipe prepare BUNDLE --config configs/train_smollm2.yaml   # here: world, SIDs, CF
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glide.jobs.config_io import from_dict, to_dict
-from glide.jobs.train import TrainJobConfig, load_job_config
+from glide_app.jobs.config_io import from_dict, to_dict
+from glide_app.jobs.train import TrainJobConfig, load_job_config
 
 
 def prepare(bundle: Path, cfg: TrainJobConfig, cache_dir: Path | None = None) -> None:
@@ -52,7 +52,7 @@ def run(bundle: Path, out: Path, cfg: TrainJobConfig, *, base_model: str | None 
     """Train and score the config's model on the bundle; the overrides change only what they name."""
     from rich.console import Console
 
-    from glide.jobs.train import JobData, compare_to_baselines, split_held_out
+    from glide_app.jobs.train import JobData, compare_to_baselines, split_held_out
     from glide.world.generator import World
     from glide_model.cf import CFModel
     from glide_model.data.examples import ExampleSamplingConfig, build_examples

@@ -22,7 +22,7 @@ def cold_start(n_new: int, codebook: int, levels: int, threads: int | None) -> N
     from glide_model.sids.live import SidIndex
     from glide_model.sids.encoder import embed_catalog
     from glide_model.sids.rkmeans import RKMeans
-    from glide_model.sids.sources import synthetic_world_episodes
+    from glide_app.jobs.sid_sources import synthetic_world_episodes
 
     settings = load_settings()
     encoder = TextEncoder(EncoderConfig(num_threads=threads))

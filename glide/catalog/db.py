@@ -154,7 +154,7 @@ class CatalogDB:
                     where = f" (schema {self.schema!r})" if self.schema else ""
                     raise CatalogError(
                         f"catalog tables are missing in {masked_url(self.url)}{where}: run CatalogDB.migrate() "
-                        "first (or: python -m glide.catalog.cli migrate)"
+                        "first (or: python -m glide_app.commands.catalog migrate)"
                     ) from exc
                 raise
 

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from benchmarks.recipe import main, prepare, run
-from glide.jobs.config_io import from_dict
-from glide.jobs.train import TrainJobConfig
+from glide_app.jobs.config_io import from_dict
+from glide_app.jobs.train import TrainJobConfig
 
 SMALL = {
     "world": {"users": 60, "days": 24, "seed": 0, "shows": 20, "episodes_per_show": 6},

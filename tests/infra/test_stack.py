@@ -103,7 +103,7 @@ def test_cluster_profile_with_unreachable_postgres(tmp_path):
 )
 def test_malformed_config_is_one_clear_line_and_nonzero_exit(tmp_path, env, message):
     result = subprocess.run(
-        [sys.executable, "-m", "glide.cli", "stack", "up", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "glide_app.cli", "stack", "up", "--data-dir", str(tmp_path)],
         env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode != 0

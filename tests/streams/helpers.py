@@ -64,7 +64,7 @@ def worker_env(settings: GlideSettings, **streams_env) -> dict[str, str]:
 def start_worker(settings: GlideSettings, name: str = "worker", **streams_env) -> subprocess.Popen:
     """`glide streams worker` as a child process (its own session, so a kill takes only it)."""
     log = open(settings.data_dir / f"{name}.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "glide.cli", "streams", "worker"], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "glide_app.cli", "streams", "worker"], cwd=REPO,
                             env=worker_env(settings, **streams_env), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
 

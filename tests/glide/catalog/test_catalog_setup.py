@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 
 from glide.catalog import CatalogDB, CatalogError
-from glide.catalog.cli import catalog
+from glide_app.commands.catalog import catalog
 from glide.catalog.migrate import alembic_config, head_revision
 from glide.catalog.schema import metadata
 from glide.config import load_settings

@@ -204,8 +204,8 @@ def test_features_looked_up_at_the_listen_are_refused(world):
 def test_real_feast_point_in_time_frame_gives_the_same_examples(tmp_path, unique_project, world):
     """The integrator's path: offline tables -> Feast duckdb get_historical_features -> examples."""
     from glide.config import load_settings
-    from glide.jobs.offline_features import feature_tables, write_tables
-    from glide.jobs.training_set import historical_inputs
+    from glide_app.jobs.offline_features import feature_tables, write_tables
+    from glide_app.jobs.training_set import historical_inputs
     from glide_model.cf import train_cf
     from streams.feature_store import apply_definitions, open_store
 

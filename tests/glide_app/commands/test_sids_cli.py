@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from tests.glide_model.sids.sid_fixtures import toy_episodes
 
-from glide.cli import cli
+from glide_app.cli import cli
 from glide_model.sids.encoder import EmbeddingCache, cache_dir_for, embed_episodes, episode_texts, text_key
 from glide_model.sids.store import current_version, read_assignments, version_dir
 
@@ -22,7 +22,7 @@ REPORT_ARGS = ["--source", "world", "--max-items", "24", "--seed", "0"]
 @pytest.fixture(scope="module")
 def cached_texts(text_encoder):
     """Texts the commands below will embed (toy world + the report's world sample), embedded once."""
-    from glide_model.sids.sources import synthetic_world_episodes
+    from glide_app.jobs.sid_sources import synthetic_world_episodes
 
     sample = synthetic_world_episodes(0).sample(n=24, random_state=0)
     texts = episode_texts(toy_episodes()) + episode_texts(sample)
@@ -141,7 +141,7 @@ def test_report_all_quantizers_on_a_small_world(data_dir):
 
 def test_world_folder_is_read_through_world_load(tmp_path):
     from glide.world import WorldConfig, generate_world
-    from glide_model.sids.sources import world_episodes
+    from glide_app.jobs.sid_sources import world_episodes
 
     w = generate_world(WorldConfig(users=5, days=2, shows=3, episodes_per_show=4, seed=3))
     w.save(tmp_path / "w")

@@ -24,8 +24,8 @@ from glide.config import load_settings
 def retrain(config_path: Path | None, min_gain: float, every_hours: float | None, data_dir: str | None,
             as_json: bool) -> None:
     """Retrain on the latest data; promote the new model only if it beats popularity and the promoted one."""
-    from glide.jobs.retrain import run_retrain_job
-    from glide.jobs.train import load_job_config
+    from glide_app.jobs.retrain import run_retrain_job
+    from glide_app.jobs.train import load_job_config
 
     if every_hours is not None and every_hours <= 0:
         raise click.BadParameter("must be > 0 hours", param_hint="--every")

@@ -1,5 +1,5 @@
 """`glide catalog ...`: create/upgrade the catalog tables and show what is in them.
-(Also runnable on its own: `python -m glide.catalog.cli migrate`.)"""
+(Also runnable on its own: `python -m glide_app.commands.catalog migrate`.)"""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def status() -> None:
     try:
         revision = db.revision()
         if revision is None:
-            raise click.ClickException(f"{db!r} has no catalog tables: run `python -m glide.catalog.cli migrate`")
+            raise click.ClickException(f"{db!r} has no catalog tables: run `python -m glide_app.commands.catalog migrate`")
         counts = db.counts()
         promoted = db.promoted_model()
         runs = db.job_runs(limit=5)

@@ -12,19 +12,19 @@ from glide.config import ConfigError
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
-    "stack": "infra.stack_cli:stack",
-    "world": "glide.world.cli:world",
-    "catalog": "glide.catalog.cli:catalog",
-    "replay": "streams.replay_cli:replay",
-    "streams": "streams.cli:streams",
-    "sids": "glide_model.sids.cli:sids",
-    "train": "glide.jobs.train_cli:train",
-    "evaluate": "glide.jobs.evaluate_cli:evaluate",
-    "retrain": "glide.jobs.retrain_cli:retrain",
-    "serve": "streams.serve_cli:serve",
-    "recommend": "streams.serve_cli:recommend",
+    "stack": "glide_app.commands.stack:stack",
+    "world": "glide_app.commands.world:world",
+    "catalog": "glide_app.commands.catalog:catalog",
+    "replay": "glide_app.commands.replay:replay",
+    "streams": "glide_app.commands.streams:streams",
+    "sids": "glide_app.commands.sids:sids",
+    "train": "glide_app.commands.train:train",
+    "evaluate": "glide_app.commands.evaluate:evaluate",
+    "retrain": "glide_app.commands.retrain:retrain",
+    "serve": "glide_app.commands.serve:serve",
+    "recommend": "glide_app.commands.serve:recommend",
     "bench": "benchmarks.cli:bench",
-    "demo": "glide.demo:demo",
+    "demo": "glide_app.demo:demo",
 }
 
 

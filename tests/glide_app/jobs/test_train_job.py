@@ -12,8 +12,8 @@ from rich.console import Console
 
 from glide.catalog import CatalogDB
 from glide.config import load_settings
-from glide.jobs.config_io import ConfigFileError
-from glide.jobs.train import load_job_config, run_train_job
+from glide_app.jobs.config_io import ConfigFileError
+from glide_app.jobs.train import load_job_config, run_train_job
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train_tiny.yaml"
 
@@ -84,7 +84,7 @@ def test_config_file_with_an_unknown_key_is_a_clear_error(tmp_path):
 def test_evaluate_rescoring_the_registered_model_matches_the_job_and_can_widen(trained):
     """`glide evaluate` rebuilds the job's held-out window from the store it left: same listens, same
     GLIDE and popularity recall; a wider sample scores more listens."""
-    from glide.jobs.evaluate import run_evaluate_job
+    from glide_app.jobs.evaluate import run_evaluate_job
 
     settings, record = trained
     again = run_evaluate_job(settings, record["run"], console=Console(quiet=True))
@@ -99,7 +99,7 @@ def test_evaluate_rescoring_the_registered_model_matches_the_job_and_can_widen(t
 
 def test_evaluate_names_a_missing_model(trained):
     from glide.config import ConfigError
-    from glide.jobs.evaluate import run_evaluate_job
+    from glide_app.jobs.evaluate import run_evaluate_job
 
     settings, _ = trained
     with pytest.raises(ConfigError, match="no model 'nope'"):
@@ -107,9 +107,9 @@ def test_evaluate_names_a_missing_model(trained):
 
 
 def test_retrain_scores_the_incumbent_on_the_challengers_listens_and_promotes_by_the_rule(trained):
-    from glide.jobs.retrain import run_retrain_job
+    from glide_app.jobs.retrain import run_retrain_job
 
-    from glide.jobs.train import prepare_job_data
+    from glide_app.jobs.train import prepare_job_data
 
     settings, first = trained
     db = CatalogDB(settings.catalog_db_url)
@@ -150,14 +150,14 @@ def test_retrain_scores_the_incumbent_on_the_challengers_listens_and_promotes_by
     ],
 )
 def test_promotion_rule(challenger, popularity, incumbent, gain, promote):
-    from glide.jobs.retrain import decide
+    from glide_app.jobs.retrain import decide
 
     decision = decide(challenger, popularity, incumbent, gain)
     assert decision.promote is promote and decision.reason
 
 
 def test_evaluation_reports_never_overwrite_each_other(tmp_path):
-    from glide.jobs.evaluate import free_stem
+    from glide_app.jobs.evaluate import free_stem
 
     assert free_stem(tmp_path, "evaluate-20261124-101010") == "evaluate-20261124-101010"
     (tmp_path / "evaluate-20261124-101010.json").write_text("{}")

@@ -72,7 +72,7 @@ def fit(world_dir: Path | None, kind: str, levels: int, codebook: int, seed: int
     from glide_model.sids.encoder import embed_catalog
     from glide_model.sids.metrics import collision_stats
     from glide_model.sids.quantizer import make_quantizer
-    from glide_model.sids.sources import world_episodes
+    from glide_app.jobs.sid_sources import world_episodes
     from glide_model.sids.store import save_fitted
 
     settings = load_settings()

@@ -5,7 +5,7 @@ point-in-time training set (`glide_inputs` + listening state) -> grounding + ins
 evaluation against baselines -> merged export -> model registry.
 
 The data half (`prepare_job_data`) and the scoring half (`compare_to_baselines`) are also what
-`glide evaluate` (glide/jobs/evaluate.py) and `glide retrain` (glide/jobs/retrain.py) run, so every
+`glide evaluate` (glide_app/jobs/evaluate.py) and `glide retrain` (glide_app/jobs/retrain.py) run, so every
 model is scored on the same listens under the same rules.
 
 Time layout of the data window [t0, t1]:
@@ -27,7 +27,7 @@ import pandas as pd
 from rich.console import Console
 
 from glide.config import GlideSettings
-from glide.jobs.config_io import from_dict, read_config_file, to_dict
+from glide_app.jobs.config_io import from_dict, read_config_file, to_dict
 
 
 @dataclass
@@ -149,8 +149,8 @@ def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: 
     ``quantizer_version`` pins the SIDs (a registered model's own); the store's recent-SID codes may
     come from another quantizer, so history codes are then re-read from the episode ids.
     """
-    from glide.jobs.offline_features import feature_tables, write_tables
-    from glide.jobs.training_set import historical_inputs
+    from glide_app.jobs.offline_features import feature_tables, write_tables
+    from glide_app.jobs.training_set import historical_inputs
     from glide_model.cf import CFConfig, train_cf
     from glide_model.data.examples import ExampleSamplingConfig, examples_from_features
     from glide_model.evaluation.baselines import with_popularity

@@ -54,7 +54,7 @@ def _start_stream_worker(settings: GlideSettings) -> subprocess.Popen:
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GLIDE_DATA_DIR": str(settings.data_dir), "GLIDE_STREAMS_METRICS_PORT": "-1"}
     with open(logs / "streams-worker.log", "wb") as log:  # fresh, so readiness is this run's
-        return subprocess.Popen([sys.executable, "-m", "glide.cli", "streams", "worker"], env=env,
+        return subprocess.Popen([sys.executable, "-m", "glide_app.cli", "streams", "worker"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
@@ -166,7 +166,7 @@ def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | N
     """Run the whole GLIDE loop on the embedded stack, explaining each step."""
     from glide import habits
     from glide.catalog import CatalogDB
-    from glide.jobs.train import SidSettings, load_job_config, run_train_job, sids_for_catalog
+    from glide_app.jobs.train import SidSettings, load_job_config, run_train_job, sids_for_catalog
     from infra import stack
     from streams.feature_store import open_store
     from streams.replay import push_profiles, replay_world

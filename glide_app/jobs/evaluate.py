@@ -20,8 +20,8 @@ import numpy as np
 from rich.console import Console
 
 from glide.config import ConfigError, GlideSettings
-from glide.jobs.config_io import from_dict
-from glide.jobs.train import TrainJobConfig, catalog_version, compare_to_baselines, prepare_job_data
+from glide_app.jobs.config_io import from_dict
+from glide_app.jobs.train import TrainJobConfig, catalog_version, compare_to_baselines, prepare_job_data
 
 
 def pick_model(db, version: str | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from glide.config import GlideSettings
-from glide.jobs.train import TrainJobConfig, run_train_job
+from glide_app.jobs.train import TrainJobConfig, run_train_job
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def run_retrain_job(settings: GlideSettings, cfg: TrainJobConfig, console: Conso
                     min_gain: float = 0.0) -> dict[str, Any]:
     """One retraining pass; returns the challenger's run record plus the promotion decision."""
     from glide.catalog import CatalogDB
-    from glide.jobs.evaluate import run_evaluate_job
+    from glide_app.jobs.evaluate import run_evaluate_job
     from glide_model.llm.checkpoint import CheckpointMismatchError
 
     console = console or Console()

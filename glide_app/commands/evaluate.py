@@ -18,7 +18,7 @@ from glide.config import load_settings
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation record as JSON on the last line.")
 def evaluate(version: str | None, max_examples: int | None, data_dir: str | None, as_json: bool) -> None:
     """Score a registered GLIDE model against popularity, CF and topic x popularity on held-out listens."""
-    from glide.jobs.evaluate import run_evaluate_job
+    from glide_app.jobs.evaluate import run_evaluate_job
 
     settings = load_settings(data_dir=data_dir)
     console = Console(stderr=as_json)

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from glide import habits
-from glide.jobs.offline_features import feature_tables, write_tables
-from glide.jobs.training_set import historical_inputs
+from glide_app.jobs.offline_features import feature_tables, write_tables
+from glide_app.jobs.training_set import historical_inputs
 from streams.feature_store import apply_definitions, open_store
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from glide.world import World
-from glide.world.cli import world
+from glide_app.commands.world import world
 
 
 def test_generate_writes_a_world_and_prints_a_summary(tmp_path):

@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
-import glide.jobs.retrain as retrain_job
-from glide.jobs import retrain_cli
+import glide_app.jobs.retrain as retrain_job
+from glide_app.commands import retrain as retrain_cli
 
 
 class StopSchedule(Exception):

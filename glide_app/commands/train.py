@@ -18,7 +18,7 @@ from glide.config import load_settings
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON on the last line.")
 def train(config_path: Path | None, data_dir: str | None, as_json: bool) -> None:
     """Ground and instruction-tune GLIDE from the feature store; evaluate; register the model."""
-    from glide.jobs.train import load_job_config, run_train_job
+    from glide_app.jobs.train import load_job_config, run_train_job
 
     settings = load_settings(data_dir=data_dir)
     console = Console(stderr=as_json)

@@ -1,0 +1,1 @@
+"""The application layer: the `glide` command, the demo and the offline jobs (top of the import graph)."""
