@@ -94,7 +94,8 @@ def world_calibration(users: int, days: int, shows: int, episodes_per_show: int,
     from rich.console import Console
     from rich.table import Table
 
-    from glide.world.generator import V1_BEHAVIOUR, WorldConfig, generate_world
+    from glide.world.config import V1_BEHAVIOUR, WorldConfig
+    from glide.world.generator import generate_world
     from glide.world.stats import world_taste_lift
 
     console = Console(stderr=as_json)

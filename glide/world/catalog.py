@@ -9,10 +9,7 @@ import numpy as np
 import pandas as pd
 
 from glide.world import vocab
-from glide.world.schema import check_table
-
-DAY_S = 86_400
-DEFAULT_START = "2026-01-01T00:00:00+00:00"
+from glide.world.schema import DAY_S, check_table
 
 
 @dataclass
@@ -81,8 +78,57 @@ def synthetic_catalog(
     rng: np.random.Generator,
 ) -> Catalog:
     """Shows with topics, hosts and a Zipf popularity prior; episodes whose titles and descriptions
-    are built from their topic's vocabulary, published from a back catalog through the window."""
-    n_topics = len(topics)
+    are built from their topic's vocabulary, published from a back catalog through the window.
+
+    The steps draw from `rng` in a fixed order (show plan, show texts, episode plan, episode texts):
+    the catalog is identical for a seed only as long as that order is kept."""
+    plan = _plan_shows(n_shows, len(topics), rng)
+    shows, show_topic_lists = _shows_frame(plan, topics, rng)
+    ep = _plan_episodes(plan, show_topic_lists, episodes_per_show, start, end, rng)
+    titles, descriptions = _episode_texts(ep.topic, ep.show, shows, topics, rng)
+    order = np.argsort(ep.published, kind="stable")  # episode ids follow publication order
+    total = len(ep.show)
+    episodes = pd.DataFrame(
+        {
+            "episode_id": [f"ep_{i + 1:06d}" for i in range(total)],
+            "show_id": shows["show_id"].to_numpy()[ep.show[order]],
+            "title": np.asarray(titles, dtype=object)[order],
+            "description": np.asarray(descriptions, dtype=object)[order],
+            "topic": np.asarray(topics, dtype=object)[ep.topic[order]],
+            "locale": shows["locale"].to_numpy()[ep.show[order]],
+            "published_at": pd.to_datetime(ep.published[order], unit="s", utc=True),
+            "duration_s": ep.duration[order],
+            "playable": ep.playable[order],
+            "popularity": np.zeros(total),
+        }
+    )
+    return Catalog(shows=shows, episodes=episodes, topics=list(topics), name="synthetic")
+
+
+@dataclass
+class _ShowPlan:
+    """Per-show numbers drawn before any text: topics, locale, popularity, typical episode length."""
+
+    primary: np.ndarray  # [S] primary topic index
+    n_secondary: np.ndarray  # [S] 0-2 secondary topics
+    locale: np.ndarray  # [S] index into vocab.LOCALES
+    popularity: np.ndarray  # [S] Zipf-like prior
+    minutes: np.ndarray  # [S] typical episode length
+
+
+@dataclass
+class _EpisodePlan:
+    """Per-episode numbers, in show order (not yet publication order)."""
+
+    show: np.ndarray  # show index
+    published: np.ndarray  # epoch seconds
+    topic: np.ndarray  # topic index
+    duration: np.ndarray  # seconds
+    playable: np.ndarray
+
+
+def _plan_shows(n_shows: int, n_topics: int, rng: np.random.Generator) -> _ShowPlan:
+    """Primary and secondary topic counts, locale, popularity and typical length per show."""
     # Every topic gets a show before any topic gets a second; then topic sizes vary.
     topic_share = rng.dirichlet(np.full(n_topics, 4.0))
     primary = np.concatenate(
@@ -90,18 +136,24 @@ def synthetic_catalog(
          rng.choice(n_topics, size=max(0, n_shows - n_topics), p=topic_share)]
     )
     n_secondary = rng.choice(3, size=n_shows, p=[0.45, 0.4, 0.15])
-    locale_keys = list(vocab.LOCALES)
     show_locale_p = np.array([0.55, 0.15, 0.12, 0.10, 0.08])
-    show_locale = rng.choice(len(locale_keys), size=n_shows, p=show_locale_p)
+    show_locale = rng.choice(len(vocab.LOCALES), size=n_shows, p=show_locale_p)
     popularity = show_popularity_prior(n_shows, rng)
     minutes = np.clip(rng.lognormal(np.log(35), 0.5, size=n_shows), 5, 150)
+    return _ShowPlan(primary=primary, n_secondary=n_secondary, locale=show_locale, popularity=popularity, minutes=minutes)
 
+
+def _shows_frame(plan: _ShowPlan, topics: list[str], rng: np.random.Generator) -> tuple[pd.DataFrame, list[list[int]]]:
+    """The shows table (titles, descriptions and hosts from vocab patterns) and each show's topic
+    indices, primary first."""
+    n_topics = len(topics)
+    locale_keys = list(vocab.LOCALES)
     first_names, last_names = vocab.FIRST_NAMES, vocab.LAST_NAMES
     show_rows = []
     show_topic_lists: list[list[int]] = []
-    for i in range(n_shows):
-        others = [t for t in rng.permutation(n_topics)[: n_secondary[i] + 1] if t != primary[i]]
-        tlist = [int(primary[i])] + [int(t) for t in others[: n_secondary[i]]]
+    for i in range(len(plan.primary)):
+        others = [t for t in rng.permutation(n_topics)[: plan.n_secondary[i] + 1] if t != plan.primary[i]]
+        tlist = [int(plan.primary[i])] + [int(t) for t in others[: plan.n_secondary[i]]]
         show_topic_lists.append(tlist)
         host = f"{first_names[rng.integers(len(first_names))]} {last_names[rng.integers(len(last_names))]}"
         words = vocab.TOPIC_VOCAB[topics[tlist[0]]]
@@ -120,16 +172,22 @@ def synthetic_catalog(
         show_rows.append(
             dict(
                 show_id=f"show_{i + 1:04d}", title=title, description=desc, host=host,
-                topics=[topics[t] for t in tlist], locale=locale_keys[show_locale[i]],
-                popularity=float(popularity[i]),
+                topics=[topics[t] for t in tlist], locale=locale_keys[plan.locale[i]],
+                popularity=float(plan.popularity[i]),
             )
         )
-    shows = pd.DataFrame(show_rows, columns=list(show_rows[0]))
+    return pd.DataFrame(show_rows, columns=list(show_rows[0])), show_topic_lists
 
+
+def _plan_episodes(
+    plan: _ShowPlan, show_topic_lists: list[list[int]], episodes_per_show: int, start: pd.Timestamp,
+    end: pd.Timestamp, rng: np.random.Generator,
+) -> _EpisodePlan:
+    """Episode counts, publish times, topics, durations and playability."""
+    n_shows = len(plan.primary)
     n_eps = np.maximum(3, rng.poisson(episodes_per_show, size=n_shows))
     published = spread_published_at(n_eps, start, end, rng)
     ep_show = np.repeat(np.arange(n_shows), n_eps)
-    ep_pub = np.concatenate(published)
     total = len(ep_show)
     # Mostly the show's primary topic; sometimes one of its secondary topics.
     use_secondary = rng.random(total) < 0.2
@@ -138,29 +196,14 @@ def synthetic_catalog(
     for k in range(total):
         tl = show_topic_lists[ep_show[k]]
         ep_topic[k] = tl[1 + int(pick[k] * (len(tl) - 1))] if use_secondary[k] and len(tl) > 1 else tl[0]
-    duration = np.clip(minutes[ep_show] * 60 * rng.lognormal(0, 0.25, size=total), 60, 4 * 3600).astype(np.int64)
+    duration = np.clip(plan.minutes[ep_show] * 60 * rng.lognormal(0, 0.25, size=total), 60, 4 * 3600).astype(np.int64)
     # A few back-catalog episodes are pulled from distribution; the oldest of each show never is.
     first_of_show = np.r_[0, np.cumsum(n_eps)[:-1]]
     playable = rng.random(total) >= 0.02
     playable[first_of_show] = True
-
-    titles, descriptions = _episode_texts(ep_topic, ep_show, shows, topics, rng)
-    order = np.argsort(ep_pub, kind="stable")  # episode ids follow publication order
-    episodes = pd.DataFrame(
-        {
-            "episode_id": [f"ep_{i + 1:06d}" for i in range(total)],
-            "show_id": shows["show_id"].to_numpy()[ep_show[order]],
-            "title": np.asarray(titles, dtype=object)[order],
-            "description": np.asarray(descriptions, dtype=object)[order],
-            "topic": np.asarray(topics, dtype=object)[ep_topic[order]],
-            "locale": shows["locale"].to_numpy()[ep_show[order]],
-            "published_at": pd.to_datetime(ep_pub[order], unit="s", utc=True),
-            "duration_s": duration[order],
-            "playable": playable[order],
-            "popularity": np.zeros(total),
-        }
+    return _EpisodePlan(
+        show=ep_show, published=np.concatenate(published), topic=ep_topic, duration=duration, playable=playable
     )
-    return Catalog(shows=shows, episodes=episodes, topics=list(topics), name="synthetic")
 
 
 def _episode_texts(

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glide.world.catalog import DAY_S, DEFAULT_START, Catalog, show_popularity_prior
+from glide.world.catalog import Catalog, show_popularity_prior
+from glide.world.schema import DAY_S, DEFAULT_START
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "podcasts_itunes_2017"
 ZIP_NAME = "shows_raw.zip"
@@ -181,13 +182,41 @@ def load_itunes_catalog(
     for p in (zip_path, genres_path):
         if not p.exists():
             raise FileNotFoundError(f"{p} not found: point path= at the podcasts_itunes_2017 folder of ../shared/data")
+    genre_names = _read_genre_names(genres_path)
+    parsed = _read_shows(zip_path, max_shows)
+    # One generator, drawn in a fixed order (popularity, then per show: times, durations), so a
+    # seed always gives the same catalog.
+    rng = np.random.default_rng(seed)
+    start_ts = pd.Timestamp(start).tz_convert("UTC")
+    popularity = show_popularity_prior(len(parsed), rng)
+    matchers = [_matcher(GENRE_KEYWORDS[g]) for g in GENRE_KEYWORDS]
+    show_rows, ep_rows = [], []
+    for i, (source_id, title, description, episodes) in enumerate(parsed):
+        if max_episodes_per_show is not None:
+            episodes = episodes[:max_episodes_per_show]  # files list the newest first
+        show = _show_row(i, source_id, title, description, episodes, float(popularity[i]), genre_names, matchers)
+        show_rows.append(show)
+        ep_rows += _episode_rows(show, episodes, start_ts, days, rng)
+
+    shows = pd.DataFrame(show_rows, columns=list(show_rows[0]))
+    topics_used = sorted({t for ts in shows["topics"] for t in ts})
+    catalog = Catalog(shows=shows, episodes=_episodes_frame(ep_rows), topics=topics_used, name="itunes")
+    catalog.validate()
+    return catalog
+
+
+def _read_genre_names(genres_path: Path) -> dict[str, str]:
+    """Genre id -> name from the sample's genre list; every genre GENRE_KEYWORDS scores must be named."""
     genre_names = dict(ast.literal_eval(genres_path.read_text(encoding="utf-8")))
     missing = set(GENRE_KEYWORDS) - set(genre_names)
     if missing:
         raise ValueError(f"{genres_path} lacks genre ids {sorted(missing)} that GENRE_KEYWORDS scores")
-    genre_ids = list(GENRE_KEYWORDS)
-    matchers = [_matcher(GENRE_KEYWORDS[g]) for g in genre_ids]
+    return genre_names
 
+
+def _read_shows(zip_path: Path, max_shows: int | None) -> list[tuple[str, str, str, list[tuple[str, str]]]]:
+    """(iTunes id, title, description, episodes) per show file with episodes, in file-name order
+    (sorted, so show ids do not depend on the zip's member order)."""
     parsed = []
     with zipfile.ZipFile(zip_path) as zf:
         names = sorted(
@@ -203,37 +232,44 @@ def load_itunes_catalog(
         parsed = parsed[:max_shows]
     if not parsed:
         raise ValueError(f"no shows with episodes found in {zip_path}")
+    return parsed
 
-    rng = np.random.default_rng(seed)
-    start_ts = pd.Timestamp(start).tz_convert("UTC")
-    popularity = show_popularity_prior(len(parsed), rng)
-    show_rows, ep_rows = [], []
-    for i, (source_id, title, description, episodes) in enumerate(parsed):
-        if max_episodes_per_show is not None:
-            episodes = episodes[:max_episodes_per_show]  # files list the newest first
-        all_text = " ".join([title, description] + [f"{t} {d}" for t, d in episodes])
-        ranked = _rank_genres(title, description, episodes, matchers)
-        topic_ids = [genre_ids[k] for k in ranked]
-        topics = [genre_names[g].lower() for g in topic_ids]
-        locale = detect_locale(all_text)
-        show_id = f"show_{i + 1:04d}"
-        show_rows.append(
-            dict(
-                show_id=show_id, title=title, description=description, host=_host(title, description),
-                topics=topics, locale=locale, popularity=float(popularity[i]),
-                itunes_id=source_id, genre_id=topic_ids[0],
-            )
-        )
-        pub = _publish_times(len(episodes), start_ts, days, rng)
-        minutes = float(np.clip(rng.lognormal(np.log(35), 0.6), 3, 180))
-        durations = np.clip(minutes * 60 * rng.lognormal(0, 0.25, size=len(episodes)), 60, 4 * 3600).astype(np.int64)
-        for k, (ep_title, ep_desc) in enumerate(episodes):
-            ep_rows.append((show_id, ep_title, ep_desc, topics[0], locale, pub[k], int(durations[k])))
 
-    shows = pd.DataFrame(show_rows, columns=list(show_rows[0]))
+def _show_row(
+    i: int, source_id: str, title: str, description: str, episodes: list[tuple[str, str]],
+    popularity: float, genre_names: dict[str, str], matchers: list,
+) -> dict:
+    """One shows row: genres ranked by keyword score become topics, the locale is read off the text."""
+    genre_ids = list(GENRE_KEYWORDS)
+    all_text = " ".join([title, description] + [f"{t} {d}" for t, d in episodes])
+    ranked = _rank_genres(title, description, episodes, matchers)
+    topic_ids = [genre_ids[k] for k in ranked]
+    return dict(
+        show_id=f"show_{i + 1:04d}", title=title, description=description, host=_host(title, description),
+        topics=[genre_names[g].lower() for g in topic_ids], locale=detect_locale(all_text),
+        popularity=popularity, itunes_id=source_id, genre_id=topic_ids[0],
+    )
+
+
+def _episode_rows(
+    show: dict, episodes: list[tuple[str, str]], start_ts: pd.Timestamp, days: int, rng: np.random.Generator
+) -> list[tuple]:
+    """(show_id, title, description, topic, locale, published s, duration_s) per episode of one show;
+    episodes take the show's primary topic and a duration around the show's typical length."""
+    pub = _publish_times(len(episodes), start_ts, days, rng)
+    minutes = float(np.clip(rng.lognormal(np.log(35), 0.6), 3, 180))
+    durations = np.clip(minutes * 60 * rng.lognormal(0, 0.25, size=len(episodes)), 60, 4 * 3600).astype(np.int64)
+    return [
+        (show["show_id"], ep_title, ep_desc, show["topics"][0], show["locale"], pub[k], int(durations[k]))
+        for k, (ep_title, ep_desc) in enumerate(episodes)
+    ]
+
+
+def _episodes_frame(ep_rows: list[tuple]) -> pd.DataFrame:
+    """The episodes table, ids in publication order (ties by show)."""
     eps = pd.DataFrame(ep_rows, columns=["show_id", "title", "description", "topic", "locale", "pub", "duration_s"])
     eps = eps.sort_values(["pub", "show_id"], kind="stable").reset_index(drop=True)  # ids follow publication
-    episodes_df = pd.DataFrame(
+    return pd.DataFrame(
         {
             "episode_id": [f"ep_{i + 1:06d}" for i in range(len(eps))],
             "show_id": eps["show_id"],
@@ -247,10 +283,6 @@ def load_itunes_catalog(
             "popularity": np.zeros(len(eps)),
         }
     )
-    topics_used = sorted({t for ts in shows["topics"] for t in ts})
-    catalog = Catalog(shows=shows, episodes=episodes_df, topics=topics_used, name="itunes")
-    catalog.validate()
-    return catalog
 
 
 def parse_show_text(text: str) -> tuple[str, str, list[tuple[str, str]]]:

@@ -1,4 +1,5 @@
-"""Column contract of the world's tables (see World in generator.py); other packages rely on these names."""
+"""Column contract of the world's tables (see World in generator.py) and its time conventions; other
+packages rely on these names. The bottom of glide.world: it imports no other world module."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ LIST_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 SURFACES: tuple[str, ...] = ("home", "search", "show_page", "exploration")
 EPOCH = pd.Timestamp(0, tz="UTC")
+# Time conventions shared by the catalogs, the config and the simulation (all in UTC epoch seconds).
+DAY_S = 86_400
+DEFAULT_START = "2026-01-01T00:00:00+00:00"
 
 
 def epoch_ints(ts: pd.Series, unit: str = "s") -> np.ndarray:

@@ -7,24 +7,27 @@ shows a user has heard, for how long) is a dense [users, shows] matrix.
 Listen modes: `fav` replays one of the user's favourite shows, `revisit` returns to a show heard
 before, `new` samples a show for the session's intent topic by popularity (exploration placements
 skip known shows). Modes feed the habitual / familiar / unfamiliar mix the recommender learns from.
+
+`simulate_listening` reads as its steps: draw users, plan sessions, run the lockstep loop, build the
+tables. The arrays the steps pass around are named in simulate_state.py; the tables are assembled in
+simulate_tables.py, after the last random draw.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from glide.world import vocab
-from glide.world.catalog import DAY_S, Catalog
-from glide.world.schema import SURFACES, epoch_ints
-
-if TYPE_CHECKING:
-    from glide.world.generator import WorldConfig
+from glide.world.catalog import Catalog
+from glide.world.config import WorldConfig
+from glide.world.schema import DAY_S, SURFACES
+from glide.world.simulate_state import (
+    LISTEN_FIELDS, ListeningState, SessionPlan, ShowIndex, UserTruth, flat_cdf, index_catalog, sample_rows,
+)
+from glide.world.simulate_tables import DEVICES, listens_frame, sessions_frame, users_frame
 
 Progress = Callable[[str, int, int], None]
 
@@ -32,7 +35,6 @@ Progress = Callable[[str, int, int], None]
 HOUR_WEIGHTS = np.array(
     [1, 0.5, 0.3, 0.2, 0.3, 0.8, 2.5, 4.5, 4.5, 3, 2, 2, 2.8, 2.5, 2, 2, 2.5, 3.5, 4, 4, 4, 3.5, 2.5, 1.5]
 )
-DEVICES = ("mobile", "desktop", "smart_speaker", "car")
 DEVICE_P = np.array([0.68, 0.12, 0.08, 0.12])
 LISTENS_PER_SESSION_P = np.array([0.32, 0.26, 0.2, 0.13, 0.09])  # 1..5 listens
 
@@ -58,86 +60,38 @@ LENGTH_P = np.array(
 OTHER_LANGUAGE_WEIGHT = 0.04
 
 
-@dataclass
-class _ShowIndex:
-    """Numeric view of the catalog for vectorised sampling."""
-
-    topic_mask: np.ndarray  # [S, T] 1.0 primary topic, 0.5 secondary
-    lang: np.ndarray  # [S] language index
-    pop: np.ndarray  # [S]
-    ep_sorted: np.ndarray  # catalog episode rows sorted by (show, published_at)
-    ep_key: np.ndarray  # show * key_span + published offset, sorted
-    ep_off: np.ndarray  # [S + 1] start of each show's run in ep_sorted
-    key_span: int
-    base_s: int
-    prev_playable: np.ndarray  # per sorted position: nearest playable position at or before it
-    next_playable: np.ndarray  # ... at or after it (len if none)
-    ep_duration: np.ndarray  # per sorted position
-    ep_topic: np.ndarray  # per sorted position, topic index
-
-
-def _index_catalog(catalog: Catalog, languages: list[str], end_s: int) -> _ShowIndex:
-    shows, eps = catalog.shows, catalog.episodes
-    t_index = {t: i for i, t in enumerate(catalog.topics)}
-    s_index = {s: i for i, s in enumerate(shows["show_id"])}
-    mask = np.zeros((len(shows), len(catalog.topics)), dtype=np.float64)
-    for s, tl in enumerate(shows["topics"]):
-        for rank, t in enumerate(tl):
-            mask[s, t_index[t]] = max(mask[s, t_index[t]], 1.0 if rank == 0 else 0.5)
-    lang_index = {lang: i for i, lang in enumerate(languages)}
-    lang = np.array([lang_index[loc.split("-")[0]] for loc in shows["locale"]])
-    ep_show = eps["show_id"].map(s_index).to_numpy()
-    pub_s = epoch_ints(eps["published_at"])
-    base = int(pub_s.min())
-    span = max(end_s, int(pub_s.max())) - base + 1
-    order = np.lexsort((pub_s, ep_show))
-    key = ep_show[order].astype(np.int64) * span + (pub_s[order] - base)
-    off = np.searchsorted(ep_show[order], np.arange(len(shows) + 1), side="left")
-    playable = eps["playable"].to_numpy(dtype=bool)[order]
-    pos = np.arange(len(order))
-    prev_p = np.maximum.accumulate(np.where(playable, pos, -1))
-    next_p = np.minimum.accumulate(np.where(playable, pos, len(pos))[::-1])[::-1]
-    return _ShowIndex(
-        topic_mask=mask, lang=lang, pop=shows["popularity"].to_numpy(dtype=np.float64),
-        ep_sorted=order, ep_key=key, ep_off=off, key_span=span, base_s=base,
-        prev_playable=prev_p, next_playable=next_p,
-        ep_duration=eps["duration_s"].to_numpy(dtype=np.int64)[order],
-        ep_topic=eps["topic"].map(t_index).to_numpy()[order],
-    )
-
-
-def _sample_rows(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One column index per row, proportional to that row's non-negative weights."""
-    cdf = np.cumsum(weights, axis=1)
-    u = rng.random(len(weights)) * cdf[:, -1]
-    return np.minimum((cdf <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
-
-
-def _flat_cdf(weights: np.ndarray) -> np.ndarray:
-    """Row r's CDF shifted by r, flattened: searchsorted(flat, r + u) samples row r in one call."""
-    # A row with no positive weight (e.g. no show in the user's language yet) samples uniformly
-    # instead of dividing by zero.
-    weights = np.where(weights.sum(axis=1, keepdims=True) > 0, weights, 1.0)
-    cdf = np.cumsum(weights, axis=1)
-    cdf = cdf / cdf[:, -1:]
-    cdf[:, -1] = 1.0
-    return (np.arange(len(weights))[:, None] + cdf).ravel()
-
-
 def simulate_listening(
     catalog: Catalog, config: WorldConfig, start: pd.Timestamp, rng: np.random.Generator,
     progress: Progress | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Users, sessions and listens over `config.days` days from `start` (UTC)."""
-    n_users, days = config.users, config.days
-    topics = catalog.topics
-    n_topics, n_shows = len(topics), len(catalog.shows)
-    start_s = int(start.timestamp())
-    end_s = start_s + days * DAY_S
+    """Users, sessions and listens over `config.days` days from `start` (UTC).
 
+    The steps below draw from `rng` in a fixed order (users, then planned sessions, then the lockstep
+    loop); the world is bit-identical for a seed only as long as that order is kept."""
+    start_s = int(start.timestamp())
+    end_s = start_s + config.days * DAY_S
     locale_keys = list(vocab.LOCALES)
     languages = sorted({loc.split("-")[0] for loc in locale_keys} | {loc.split("-")[0] for loc in catalog.shows["locale"]})
-    idx = _index_catalog(catalog, languages, end_s)
+    idx = index_catalog(catalog, languages, end_s)
+    _check_back_catalog(catalog, idx, start, start_s)
+    lang_match = np.where(np.arange(len(languages))[:, None] == idx.lang[None, :], 1.0, OTHER_LANGUAGE_WEIGHT)
+
+    users = _draw_users(config, len(catalog.topics), idx, languages, lang_match, rng)
+    plan = _plan_sessions(users, config, start_s, rng)
+    sim = _start_listening(idx, lang_match, len(catalog.topics), len(languages), config)
+    listens = _run_sessions(plan, users, sim, rng, progress)
+
+    in_window = listens["ts"] < end_s
+    listens = {name: arr[in_window] for name, arr in listens.items()}
+    user_ids = np.array([f"user_{i + 1:05d}" for i in range(config.users)], dtype=object)
+    sessions_df, session_ids = sessions_frame(plan, listens, end_s, user_ids, catalog.topics)
+    listens_df = listens_frame(listens, plan, users, session_ids, user_ids, catalog, idx)
+    return users_frame(users, user_ids, catalog), sessions_df, listens_df
+
+
+def _check_back_catalog(catalog: Catalog, idx: ShowIndex, start: pd.Timestamp, start_s: int) -> None:
+    """Every show must have an episode out by the world start, so the first listen finds one."""
+    n_shows = len(catalog.shows)
     first_pub = idx.ep_key[idx.ep_off[:-1]] - np.arange(n_shows) * idx.key_span + idx.base_s
     if (first_pub > start_s).any():
         late = catalog.shows["show_id"].to_numpy()[first_pub > start_s][:3].tolist()
@@ -146,17 +100,21 @@ def simulate_listening(
             "a back catalog: load the catalog with the same start as the WorldConfig"
         )
 
-    # ---- users ---------------------------------------------------------------------------
+
+def _draw_users(
+    config: WorldConfig, n_topics: int, idx: ShowIndex, languages: list[str], lang_match: np.ndarray,
+    rng: np.random.Generator,
+) -> UserTruth:
+    """Locale, topic taste, exploration rate, activity and 2-4 favourite shows per user."""
+    n_users, n_shows = config.users, len(idx.pop)
+    locale_keys = list(vocab.LOCALES)
     shares = np.array([vocab.LOCALES[k][1] for k in locale_keys])
     user_loc = rng.choice(len(locale_keys), size=n_users, p=shares / shares.sum())
     lang_of_locale = np.array([languages.index(k.split("-")[0]) for k in locale_keys])
     user_lang = lang_of_locale[user_loc]
-    lang_match = np.where(np.arange(len(languages))[:, None] == idx.lang[None, :], 1.0, OTHER_LANGUAGE_WEIGHT)
 
     taste = rng.dirichlet(np.full(n_topics, config.taste_concentration), size=n_users)
     taste = 0.92 * taste + 0.08 / n_topics  # every topic stays reachable
-    taste_cdf = np.cumsum(taste, axis=1)
-    taste_norm = taste / taste.max(axis=1, keepdims=True)
     m = config.explore_rate_mean
     explore = rng.beta(2.0, 2.0 * (1 - m) / m, size=n_users)
     activity = np.clip(rng.lognormal(np.log(config.sessions_per_day), 0.6, size=n_users), 0.05, 4.0)
@@ -171,9 +129,17 @@ def simulate_listening(
     is_fav = np.zeros((n_users, n_shows), dtype=bool)
     rows = np.repeat(np.arange(n_users), n_fav_max)
     is_fav[rows[favs.ravel() >= 0], favs.ravel()[favs.ravel() >= 0]] = True
+    return UserTruth(
+        loc=user_loc, lang=user_lang, taste=taste, taste_cdf=np.cumsum(taste, axis=1),
+        taste_norm=taste / taste.max(axis=1, keepdims=True), explore=explore, activity=activity,
+        favs=favs, is_fav=is_fav,
+    )
 
-    # ---- planned sessions (times, surface, device, length), drawn up front ---------------
-    n_sess = np.maximum(1, rng.poisson(activity * days))
+
+def _plan_sessions(users: UserTruth, config: WorldConfig, start_s: int, rng: np.random.Generator) -> SessionPlan:
+    """Session counts, planned times, surface, device and listen slots, all drawn up front."""
+    n_users, days = config.users, config.days
+    n_sess = np.maximum(1, rng.poisson(users.activity * days))
     total = int(n_sess.sum())
     s_user = np.repeat(np.arange(n_users), n_sess)
     planned = (
@@ -182,160 +148,133 @@ def simulate_listening(
         + rng.integers(0, 3600, size=total)
     )
     planned = planned[np.lexsort((planned, s_user))]  # s_user is already grouped and stays so
-    s_off = np.r_[0, np.cumsum(n_sess)]
-    p_expl = 0.05 + 0.3 * explore[s_user]
+    p_expl = 0.05 + 0.3 * users.explore[s_user]
     rest = np.array([0.52, 0.24, 0.24])  # home, search, show_page share of the non-exploration rest
     surf_p = np.column_stack([np.outer(1 - p_expl, rest), p_expl])
-    s_surface = _sample_rows(surf_p, rng)
+    s_surface = sample_rows(surf_p, rng)
     s_device = rng.choice(len(DEVICES), size=total, p=DEVICE_P)
     s_nlist = rng.choice(5, size=total, p=LISTENS_PER_SESSION_P) + 1
-    s_ts = np.zeros(total, dtype=np.int64)
-    s_intent = np.zeros(total, dtype=np.int64)
+    return SessionPlan(
+        n=n_sess, user=s_user, off=np.r_[0, np.cumsum(n_sess)], planned=planned, surface=s_surface,
+        device=s_device, n_listens=s_nlist, ts=np.zeros(total, dtype=np.int64),
+        intent=np.zeros(total, dtype=np.int64),
+    )
 
-    # ---- lockstep simulation -------------------------------------------------------------
-    known = np.zeros((n_users, n_shows), dtype=bool)
-    secs = np.zeros((n_users, n_shows), dtype=np.float32)
-    n_known_other = np.zeros(n_users, dtype=np.int64)  # known shows that are not favourites
-    intent = np.zeros(n_users, dtype=np.int64)
-    prev_end = np.full(n_users, np.iinfo(np.int64).min // 2, dtype=np.int64)
+
+def _start_listening(
+    idx: ShowIndex, lang_match: np.ndarray, n_topics: int, n_lang: int, config: WorldConfig
+) -> ListeningState:
+    """Empty listening state and the discovery CDFs (no draws)."""
+    n_users, n_shows = config.users, len(idx.pop)
     # Discovery by topic: shows whose primary topic it is, much less those that only touch on it.
     on_topic = np.where(idx.topic_mask == 1.0, 1.0, config.secondary_topic_weight * idx.topic_mask)
     new_w = on_topic.T[:, None, :] * (idx.pop**config.discovery_popularity_exponent)[None, None, :] * lang_match[None, :, :]
-    new_cdf = _flat_cdf(new_w.reshape(n_topics * len(languages), n_shows))
-    n_lang = len(languages)
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("sess", "user", "pos", "show", "sec", "ts")}
+    return ListeningState(
+        idx=idx, lang_match=lang_match, new_cdf=flat_cdf(new_w.reshape(n_topics * n_lang, n_shows)),
+        n_lang=n_lang, n_topics=n_topics, config=config,
+        known=np.zeros((n_users, n_shows), dtype=bool),
+        secs=np.zeros((n_users, n_shows), dtype=np.float32),
+        n_known_other=np.zeros(n_users, dtype=np.int64),
+        intent=np.zeros(n_users, dtype=np.int64),
+        prev_end=np.full(n_users, np.iinfo(np.int64).min // 2, dtype=np.int64),
+    )
 
-    max_k = int(n_sess.max())
+
+def _run_sessions(
+    plan: SessionPlan, users: UserTruth, sim: ListeningState, rng: np.random.Generator, progress: Progress | None
+) -> dict[str, np.ndarray]:
+    """The lockstep loop over session index k: every user's k-th session at once. Returns the listens
+    as parallel arrays (fields LISTEN_FIELDS; `pos` is a sorted-episode position)."""
+    out: dict[str, list[np.ndarray]] = {k: [] for k in LISTEN_FIELDS}
+    max_k = int(plan.n.max())
     for k in range(max_k):
-        users = np.flatnonzero(n_sess > k)
-        sess = s_off[users] + k
-        drift = rng.random(len(users)) >= config.intent_stickiness
-        if k == 0:
-            drift[:] = True
-        du = users[drift]
-        intent[du] = np.minimum((taste_cdf[du] <= rng.random(len(du))[:, None]).sum(axis=1), n_topics - 1)
-        s_intent[sess] = intent[users]
-        ts0 = np.maximum(planned[sess], prev_end[users] + rng.integers(600, 3 * 3600, size=len(users)))
-        s_ts[sess] = ts0
-        cursor = ts0 + rng.integers(1, 40, size=len(users))
-        for j in range(5):
-            live = s_nlist[sess] > j
-            if not live.any():
-                break
-            u, se, cur = users[live], sess[live], cursor[live]
-            surf = s_surface[se]
-            show, mode = _choose_shows(u, surf, intent, explore, favs, is_fav, known, secs, n_known_other,
-                                       taste_cdf, user_lang, lang_match, idx, new_cdf, n_lang, n_topics,
-                                       config.exploration_random_topic, rng)
-            pos, ok = _choose_episodes(show, cur, mode, idx, rng)
-            u, se, cur, show, pos, mode = u[ok], se[ok], cur[ok], show[ok], pos[ok], mode[ok]
-            dur = idx.ep_duration[pos]
-            match = taste_norm[u, idx.ep_topic[pos]]
-            lp = LENGTH_P[mode] * np.column_stack([1.6 - match, np.ones(len(u)), 0.6 + match])
-            kind = _sample_rows(lp, rng)
-            frac = np.select(
-                [kind == SAMPLE, kind == PARTIAL],
-                [rng.uniform(10, 115, size=len(u)) / dur, rng.uniform(0.2, 0.85, size=len(u))],
-                rng.uniform(0.9, 1.0, size=len(u)),
-            )
-            sec = np.clip((frac * dur).astype(np.int64), 1, dur)
-            newly = ~known[u, show] & ~is_fav[u, show]
-            n_known_other[u[newly]] += 1  # each user appears once per step
-            known[u, show] = True
-            secs[u, show] += sec
-            for name, arr in (("sess", se), ("user", u), ("pos", pos), ("show", show), ("sec", sec), ("ts", cur)):
-                out[name].append(arr)
-            cursor[np.flatnonzero(live)[ok]] = cur + sec + rng.integers(3, 90, size=len(u))
-        prev_end[users] = cursor
+        _session_round(k, plan, users, sim, out, rng)
         if progress is not None:
             progress("listening", k + 1, max_k)
+    return {name: np.concatenate(parts) if parts else np.empty(0, np.int64) for name, parts in out.items()}
 
-    # ---- tables ----------------------------------------------------------------------------
-    L = {name: np.concatenate(parts) if parts else np.empty(0, np.int64) for name, parts in out.items()}
-    keep = L["ts"] < end_s
-    L = {name: arr[keep] for name, arr in L.items()}
-    s_keep = np.zeros(total, dtype=bool)
-    s_keep[L["sess"]] = True
-    s_keep &= s_ts < end_s
 
-    user_ids = np.array([f"user_{i + 1:05d}" for i in range(n_users)], dtype=object)
-    show_ids = catalog.shows["show_id"].to_numpy(dtype=object)
-    locales = np.array(locale_keys, dtype=object)
+def _session_round(
+    k: int, plan: SessionPlan, users: UserTruth, sim: ListeningState, out: dict[str, list[np.ndarray]],
+    rng: np.random.Generator,
+) -> None:
+    """Session k of every user who has one: intent drift, start time, then up to 5 listen slots."""
+    active = np.flatnonzero(plan.n > k)
+    sess = plan.off[active] + k
+    drift = rng.random(len(active)) >= sim.config.intent_stickiness
+    if k == 0:
+        drift[:] = True
+    du = active[drift]
+    sim.intent[du] = np.minimum((users.taste_cdf[du] <= rng.random(len(du))[:, None]).sum(axis=1), sim.n_topics - 1)
+    plan.intent[sess] = sim.intent[active]
+    ts0 = np.maximum(plan.planned[sess], sim.prev_end[active] + rng.integers(600, 3 * 3600, size=len(active)))
+    plan.ts[sess] = ts0
+    cursor = ts0 + rng.integers(1, 40, size=len(active))
+    for j in range(5):
+        live = plan.n_listens[sess] > j
+        if not live.any():
+            break
+        ok, next_cursor = _listen_slot(active[live], sess[live], cursor[live], plan, users, sim, out, rng)
+        cursor[np.flatnonzero(live)[ok]] = next_cursor
+    sim.prev_end[active] = cursor
 
-    s_rows = np.flatnonzero(s_keep)
-    s_rows = s_rows[np.lexsort((s_user[s_rows], s_ts[s_rows]))]
-    session_ids = np.empty(total, dtype=object)
-    session_ids[s_rows] = [f"sess_{i + 1:07d}" for i in range(len(s_rows))]
-    contexts = _context_strings(s_ts[s_rows], s_device[s_rows])
-    sessions = pd.DataFrame(
-        {
-            "session_id": session_ids[s_rows],
-            "user_id": user_ids[s_user[s_rows]],
-            "ts": pd.to_datetime(s_ts[s_rows], unit="s", utc=True),
-            "surface": np.array(SURFACES, dtype=object)[s_surface[s_rows]],
-            "context": contexts,
-            "intent_topic": np.array(topics, dtype=object)[s_intent[s_rows]],
-        }
+
+def _listen_slot(
+    u: np.ndarray, se: np.ndarray, cur: np.ndarray, plan: SessionPlan, users: UserTruth, sim: ListeningState,
+    out: dict[str, list[np.ndarray]], rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One listen for each live session: show, episode, listened seconds; updates the user state and
+    appends to `out`. Returns the mask of sessions that found an episode and their next cursor."""
+    idx = sim.idx
+    show, mode = _choose_shows(u, plan.surface[se], users, sim, rng)
+    pos, ok = _choose_episodes(show, cur, mode, idx, rng)
+    u, se, cur, show, pos, mode = u[ok], se[ok], cur[ok], show[ok], pos[ok], mode[ok]
+    dur = idx.ep_duration[pos]
+    match = users.taste_norm[u, idx.ep_topic[pos]]
+    lp = LENGTH_P[mode] * np.column_stack([1.6 - match, np.ones(len(u)), 0.6 + match])
+    kind = sample_rows(lp, rng)
+    frac = np.select(
+        [kind == SAMPLE, kind == PARTIAL],
+        [rng.uniform(10, 115, size=len(u)) / dur, rng.uniform(0.2, 0.85, size=len(u))],
+        rng.uniform(0.9, 1.0, size=len(u)),
     )
-
-    order = np.lexsort((L["user"], L["ts"]))
-    L = {name: arr[order] for name, arr in L.items()}
-    ep_rows = idx.ep_sorted[L["pos"]]
-    listens = pd.DataFrame(
-        {
-            "event_id": [f"ev_{i + 1:08d}" for i in range(len(order))],
-            "session_id": session_ids[L["sess"]],
-            "user_id": user_ids[L["user"]],
-            "episode_id": catalog.episodes["episode_id"].to_numpy(dtype=object)[ep_rows],
-            "show_id": show_ids[L["show"]],
-            "listened_seconds": L["sec"].astype(np.int64),
-            "ts": pd.to_datetime(L["ts"], unit="s", utc=True),
-            "surface": np.array(SURFACES, dtype=object)[s_surface[L["sess"]]],
-            "locale": locales[user_loc[L["user"]]],
-        }
-    )
-
-    top3 = np.argsort(-taste, axis=1, kind="stable")[:, :3]
-    topic_arr = np.array(topics, dtype=object)
-    users_df = pd.DataFrame(
-        {
-            "user_id": user_ids,
-            "locale": locales[user_loc],
-            "country": np.array([vocab.LOCALES[k][0] for k in locale_keys], dtype=object)[user_loc],
-            "favourite_show_ids": [list(show_ids[f[f >= 0]]) for f in favs],
-            "affinity_topics": [list(topic_arr[t]) for t in top3],
-            "topic_weights": [list(map(float, np.round(w, 6))) for w in taste],
-            "explore_rate": np.round(explore, 6),
-        }
-    )
-    return users_df, sessions, listens
+    sec = np.clip((frac * dur).astype(np.int64), 1, dur)
+    newly = ~sim.known[u, show] & ~users.is_fav[u, show]
+    sim.n_known_other[u[newly]] += 1  # each user appears once per step
+    sim.known[u, show] = True
+    sim.secs[u, show] += sec
+    for name, arr in zip(LISTEN_FIELDS, (se, u, pos, show, sec, cur)):
+        out[name].append(arr)
+    return ok, cur + sec + rng.integers(3, 90, size=len(u))
 
 
 def _choose_shows(
-    u, surf, intent, explore, favs, is_fav, known, secs, n_known_other, taste_cdf, user_lang,
-    lang_match, idx: _ShowIndex, new_cdf, n_lang, n_topics, exploration_random_topic: float, rng,
+    u: np.ndarray, surf: np.ndarray, users: UserTruth, sim: ListeningState, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """(show index, mode) per listening user."""
+    idx, known, is_fav, favs = sim.idx, sim.known, users.is_fav, users.favs
+    n_topics, n_lang, new_cdf, user_lang = sim.n_topics, sim.n_lang, sim.new_cdf, users.lang
+    exploration_random_topic = sim.config.exploration_random_topic
     n = len(u)
     mp = MODE_P[surf].copy()
-    mp[:, NEW] *= np.sqrt(explore[u] / 0.25)
-    mp[n_known_other[u] == 0, REVISIT] = 0.0
-    mode = _sample_rows(mp, rng)
+    mp[:, NEW] *= np.sqrt(users.explore[u] / 0.25)
+    mp[sim.n_known_other[u] == 0, REVISIT] = 0.0
+    mode = sample_rows(mp, rng)
     show = np.empty(n, dtype=np.int64)
-    it = intent[u]
+    it = sim.intent[u]
 
     f = np.flatnonzero(mode == FAV)
     if len(f):
         fs = favs[u[f]]
         w = np.where(fs >= 0, 1.0 + 4.0 * idx.topic_mask[np.maximum(fs, 0), it[f][:, None]], 0.0)
-        show[f] = fs[np.arange(len(f)), _sample_rows(w, rng)]
+        show[f] = fs[np.arange(len(f)), sample_rows(w, rng)]
 
     r = np.flatnonzero(mode == REVISIT)
     if len(r):
         ur = u[r]
-        w = (known[ur] & ~is_fav[ur]) * (0.5 + np.log1p(secs[ur] / 300.0))
-        w = w * (1.0 + 2.0 * idx.topic_mask[:, it[r]].T) * lang_match[user_lang[ur]]
-        show[r] = _sample_rows(w, rng)
+        w = (known[ur] & ~is_fav[ur]) * (0.5 + np.log1p(sim.secs[ur] / 300.0))
+        w = w * (1.0 + 2.0 * idx.topic_mask[:, it[r]].T) * sim.lang_match[user_lang[ur]]
+        show[r] = sample_rows(w, rng)
 
     e = np.flatnonzero(mode == NEW)
     if len(e):
@@ -347,7 +286,7 @@ def _choose_shows(
         topic = np.where(
             on_intent, it[e],
             np.where(exploring, rng.integers(n_topics, size=len(e)),
-                     np.minimum((taste_cdf[ue] <= rng.random(len(e))[:, None]).sum(axis=1), n_topics - 1)),
+                     np.minimum((users.taste_cdf[ue] <= rng.random(len(e))[:, None]).sum(axis=1), n_topics - 1)),
         )
         row = topic * n_lang + user_lang[ue]
         n_shows = known.shape[1]
@@ -365,7 +304,7 @@ def _choose_shows(
 
 
 def _choose_episodes(
-    show: np.ndarray, t: np.ndarray, mode: np.ndarray, idx: _ShowIndex, rng: np.random.Generator
+    show: np.ndarray, t: np.ndarray, mode: np.ndarray, idx: ShowIndex, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted episode position per listen (published by t, playable, freshness-biased) and a keep mask."""
     lo = idx.ep_off[show]
@@ -381,15 +320,3 @@ def _choose_episodes(
     pos = np.where(prev_p >= lo, prev_p, next_p)
     ok = (pos >= lo) & (pos < hi)
     return np.where(ok, pos, lo), ok
-
-
-def _context_strings(ts: np.ndarray, device: np.ndarray) -> np.ndarray:
-    """JSON context per session from a 4 x 4 table (device x daypart), not one json.dumps per row."""
-    hour = (ts % DAY_S) // 3600
-    daypart = np.select([hour < 5, hour < 12, hour < 17, hour < 22], [3, 0, 1, 2], 3)
-    dayparts = ("morning", "afternoon", "evening", "night")
-    table = np.array(
-        [[json.dumps({"device": d, "daypart": p}, sort_keys=True) for p in dayparts] for d in DEVICES],
-        dtype=object,
-    )
-    return table[device, daypart]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from glide.world import WorldConfig, classify_listens, generate_world
-from glide.world.generator import V1_BEHAVIOUR
+from glide.world.config import V1_BEHAVIOUR
 from glide.world.stats import taste_lift, world_taste_lift
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
