@@ -1,76 +1,23 @@
-"""Feast access for the online runtime: build the store for the active profile, apply the
+"""Feast access for the online runtime: open the store for the active profile, apply the
 definitions, push feature rows, read them back.
 
-The configuration mirrors feature_repo/feature_store.yaml (embedded) and swaps in Redis and
-PostgreSQL for the cluster profile.
+The store's configuration and constructor live in ``streams.feast_config`` (``open_store`` is
+re-exported here, where callers look for Feast access): the online writer and its layout cache need
+them without this module, and this module needs the layout cache, so the shared part sits below both.
 """
 
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
 
-from glide.config import ConfigError, GlideSettings
+from glide.config import GlideSettings
+from streams.feast_config import open_store
+from streams.online_layout import write_layout
 
-FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
-
-
-def _redis_connection_string(url: str) -> str:
-    """redis://host:port/db -> Feast's "host:port,db=N" form."""
-    parsed = urlparse(url)
-    if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
-        raise ConfigError(f"GLIDE_REDIS_URL must look like redis://host:port/db, got {url!r}")
-    parts = [f"{parsed.hostname}:{parsed.port or 6379}"]
-    db = parsed.path.strip("/")
-    if db:
-        parts.append(f"db={int(db)}")
-    if parsed.password:
-        parts.append(f"password={parsed.password}")
-    if parsed.scheme == "rediss":
-        parts.append("ssl=true")
-    return ",".join(parts)
-
-
-def _postgres_offline_config(settings: GlideSettings) -> dict:
-    from urllib.parse import parse_qs
-
-    parsed = urlparse(settings.postgres_url.replace("+psycopg", ""))
-    sslmode = parse_qs(parsed.query).get("sslmode", ["prefer"])[0]  # Feast's default is "require"
-    return {
-        "sslmode": sslmode,
-        "type": "postgres",
-        "host": parsed.hostname or "127.0.0.1",
-        "port": parsed.port or 5432,
-        "database": parsed.path.lstrip("/") or "postgres",
-        "db_schema": settings.postgres_schema,
-        "user": parsed.username or "postgres",
-        "password": parsed.password or "",
-    }
-
-
-def repo_config_dict(settings: GlideSettings, project: str | None = None) -> dict:
-    """The feature_store.yaml content for ``settings`` as a dict."""
-    project = project or os.environ.get("GLIDE_FEAST_PROJECT", "glide")
-    if settings.profile == "cluster":
-        registry_path = settings.postgres_url
-        online = {"type": "redis", "connection_string": _redis_connection_string(settings.redis_url)}
-        offline = _postgres_offline_config(settings)
-    else:
-        registry_path = f"sqlite:///{settings.feast_dir / 'registry.db'}"
-        online = {"type": "sqlite", "path": str(settings.feast_dir / "online.db")}
-        offline = {"type": "duckdb"}
-    return {
-        "project": project,
-        "provider": "local",
-        "registry": {"registry_type": "sql", "path": registry_path, "cache_ttl_seconds": 60},
-        "online_store": online,
-        "offline_store": offline,
-        "entity_key_serialization_version": 3,
-    }
+__all__ = ["apply_definitions", "definitions", "online_features", "open_store", "push", "read_user_show_features"]
 
 
 @contextmanager
@@ -95,18 +42,6 @@ def _definitions_env(settings: GlideSettings | None):
                 os.environ[k] = v
 
 
-def open_store(settings: GlideSettings, project: str | None = None):
-    """A FeatureStore for the active profile (imports feast: ~7 s the first time)."""
-    from feast import FeatureStore
-    from feast.repo_config import RepoConfig
-
-    settings.feast_dir.mkdir(parents=True, exist_ok=True)
-    config = RepoConfig(repo_path=FEATURE_REPO, **repo_config_dict(settings, project))
-    store = FeatureStore(config=config, repo_path=str(FEATURE_REPO))
-    store.glide_settings = settings  # lets apply_definitions place the online layout cache
-    return store
-
-
 def definitions(settings: GlideSettings | None = None):
     """The objects of feature_repo/definitions.py, (re)imported for ``settings`` (default: the
     GLIDE_* environment)."""
@@ -121,13 +56,11 @@ def definitions(settings: GlideSettings | None = None):
 def apply_definitions(store, settings: GlideSettings | None = None) -> list[str]:
     """Register entities, views and services; returns the feature view names. With ``settings``,
     also caches the online layout the stream workers read instead of importing Feast
-    (streams/online_writer.py)."""
+    (streams/online_layout.py)."""
     settings = settings or getattr(store, "glide_settings", None)
     defs = definitions(settings)
     store.apply(defs.ALL_OBJECTS)
     if settings is not None:
-        from streams.online_writer import write_layout
-
         write_layout(settings, store)
     return sorted(fv.name for fv in store.list_feature_views())
 

@@ -30,6 +30,7 @@ from streams import schemas as S
 from streams.config import StreamSettings
 from streams.deadletter import DeadLetter, send_all
 from streams.metrics import BATCH_SECONDS, EVENTS, FRESHNESS, LAG, PARKED, PUSH_LATENCY, WATERMARK
+from streams.online_rows import Row
 from streams.reference import CatalogCache, UserDirectory
 from streams.state import Parked, PartitionState, StaleState, partition_path
 
@@ -59,8 +60,8 @@ class _Work:
     next_offset: int
     report: BatchReport
     dead: list[DeadLetter]
-    pair_rows: list = field(default_factory=list)
-    user_rows: list = field(default_factory=list)
+    pair_rows: list[Row] = field(default_factory=list)
+    user_rows: list[Row] = field(default_factory=list)
 
 
 class ListenProcessor:
@@ -240,7 +241,7 @@ class ListenProcessor:
         if self.on_batch is not None:
             self.on_batch(r)
 
-    def _push(self, pairs: list, users: list) -> float:
+    def _push(self, pairs: list[Row], users: list[Row]) -> float:
         """Write rows online (one writer at a time); returns the wall clock when they are visible."""
         with self._write_lock:
             for view, rows in ((PAIR_VIEW, pairs), (RECENT_VIEW, users)):
@@ -294,12 +295,10 @@ class ListenProcessor:
                 continue
             show = cat.episode_show.get(ev.episode_id)
             if show is None:
-                st.park(Parked(r.offset, (ev.event_id, ev.user_id, ev.episode_id, ev.show_id, ev.listened_seconds, ev.ts),
-                               r.value, r.key, now_ms, r.timestamp))
+                st.park(Parked(r.offset, ev, r.value, r.key, now_ms, r.timestamp))
                 report.parked += 1
                 continue
-            if self._apply(st, ev.event_id, ev.user_id, ev.episode_id, ev.show_id, ev.listened_seconds, ev.ts,
-                           show, lambda reason, detail, r=r: reject(r, reason, detail)):
+            if self._apply(st, ev, show, lambda reason, detail, r=r: reject(r, reason, detail)):
                 report.applied += 1
                 report.produced_ms.append(r.timestamp)
 
@@ -314,25 +313,25 @@ class ListenProcessor:
         w.pair_rows, w.user_rows = st.batch_rows(cat.codes.get, cat.levels)
         return w
 
-    def _apply(self, st: PartitionState, event_id: str, user_id: str, episode_id: str, show_id: str,
-               seconds: int, ts: int, catalog_show: str, reject: Callable[[str, str], None]) -> bool:
-        if catalog_show != show_id:
-            if show_id not in self.catalog.shows:
-                reject(S.UNKNOWN_SHOW, f"show_id {show_id!r} is not in the catalog")
+    def _apply(self, st: PartitionState, ev: S.ListenEvent, catalog_show: str,
+               reject: Callable[[str, str], None]) -> bool:
+        """Apply a listen whose episode the catalog knows, unless its show contradicts the catalog."""
+        if catalog_show != ev.show_id:
+            if ev.show_id not in self.catalog.shows:
+                reject(S.UNKNOWN_SHOW, f"show_id {ev.show_id!r} is not in the catalog")
             else:
-                reject(S.SHOW_MISMATCH, f"episode {episode_id!r} belongs to {catalog_show!r}, not {show_id!r}")
+                reject(S.SHOW_MISMATCH, f"episode {ev.episode_id!r} belongs to {catalog_show!r}, not {ev.show_id!r}")
             return False
-        st.apply_listen(event_id, user_id, show_id, episode_id, seconds, ts, self.catalog.sid(episode_id) is not None)
+        st.apply_listen(ev, self.catalog.sid(ev.episode_id) is not None)
         return True
 
     def _retry_parked(self, st: PartitionState, now_ms: int, report: BatchReport, dead: list) -> None:
         cat = self.catalog
-        cat.refresh(p.event[2] for p in st.parked.values())
+        cat.refresh(p.event.episode_id for p in st.parked.values())
         wait_ms = self.cfg.catalog_wait_s * 1000
         for off in sorted(st.parked):
             p = st.parked[off]
-            event_id, user_id, episode_id, show_id, seconds, ts = p.event
-            show = cat.episode_show.get(episode_id)
+            show = cat.episode_show.get(p.event.episode_id)
             if show is None and now_ms - p.parked_at_ms < wait_ms:
                 continue
             st.unpark(off)
@@ -342,9 +341,9 @@ class ListenProcessor:
                 report.dead += 1
 
             if show is None:
-                reject(S.UNKNOWN_EPISODE, f"episode_id {episode_id!r} is not in the catalog "
+                reject(S.UNKNOWN_EPISODE, f"episode_id {p.event.episode_id!r} is not in the catalog "
                                           f"(waited {self.cfg.catalog_wait_s:g}s for a catalog update)")
-            elif self._apply(st, event_id, user_id, episode_id, show_id, seconds, ts, show, reject):
+            elif self._apply(st, p.event, show, reject):
                 report.applied += 1
                 report.produced_ms.append(p.produced_ms)
 

@@ -10,8 +10,9 @@ Why this is exact under crashes and redelivery (see streams/README.md for the ar
   rebalance but still finishes a batch ("zombie") either commits first (and the new owner reloads) or
   fails the check and drops its batch: the state's history stays one linear sequence.
 - Pushes happen after the commit, with per-entity strictly increasing timestamps stored in the state,
-  into a newest-wins online store (streams/online_writer.py). Entities changed by a batch whose push was
-  not confirmed are re-pushed on load (``changed_version > pushed_version``).
+  into a newest-wins online store (streams/online_writer.py, fed rows in the streams/online_rows.py
+  format). Entities changed by a batch whose push was not confirmed are re-pushed on load
+  (``changed_version > pushed_version``).
 - The value of every feature is a function of the set of accepted listens and the watermark only
   (sums, max, lists sorted by (ts, event_id)), so the order in which listens arrive within the
   lateness bound does not change the result.
@@ -20,9 +21,8 @@ Why this is exact under crashes and redelivery (see streams/README.md for the ar
 from __future__ import annotations
 
 import heapq
-import sqlite3
 from bisect import insort
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -30,8 +30,10 @@ from pathlib import Path
 import orjson
 
 from glide.habits import HABIT_THRESHOLD_SECONDS
+from streams.checkpointer import connect_wal
 from streams.config import WINDOW_MS
-from streams.online_writer import CHECKPOINTER, SKIP, WAL_BACKSTOP_PAGES
+from streams.online_rows import SKIP, Row
+from streams.schemas import ListenEvent
 
 NO_TIME = -1
 
@@ -82,12 +84,25 @@ class UserState:
         self.sent_levels: int | None = None
 
 
+# The fields of a parked listen that are persisted (as a JSON array, in this order) to re-apply it.
+_PARKED_FIELDS = ("event_id", "user_id", "episode_id", "show_id", "listened_seconds", "ts")
+
+
+def _dump_parked_event(ev: ListenEvent) -> bytes:
+    return orjson.dumps([getattr(ev, f) for f in _PARKED_FIELDS])
+
+
+def _load_parked_event(blob: bytes) -> ListenEvent:
+    """The parked listen back; surface and locale are not kept (nothing downstream reads them)."""
+    return ListenEvent(**dict(zip(_PARKED_FIELDS, orjson.loads(blob))), surface="", locale="")
+
+
 @dataclass
 class Parked:
     """A listen whose episode the catalog does not know yet (it may be on its way)."""
 
     offset: int
-    event: tuple  # ListenEvent fields, for re-application
+    event: ListenEvent  # re-applied once the catalog knows the episode
     raw: bytes | None
     key: bytes | None
     parked_at_ms: int  # wall clock
@@ -105,13 +120,10 @@ class PartitionState:
         self.cap = cap
         self.window_ms = window_ms
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: a commit survives a killed process (the WAL is in the OS cache); only a power loss
-        # can lose the last commits, and then Kafka still holds the events to redo them.
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
-        CHECKPOINTER.add(self.path)  # checkpoints off the commit path
+        # WAL with synchronous=NORMAL: a commit survives a killed process (the WAL is in the OS cache);
+        # only a power loss can lose the last commits, and then Kafka still holds the events to redo
+        # them. Checkpoints run off the commit path.
+        self.db = connect_wal(self.path)
         self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(_SCHEMA)
         self._load()
@@ -148,8 +160,8 @@ class PartitionState:
                 self.unpushed_users.append(u)
         self.parked: dict[int, Parked] = {}
         for off, event, raw, key, at, produced in db.execute("SELECT * FROM parked"):
-            self.parked[off] = Parked(off, tuple(orjson.loads(event)), raw, key, at, produced)
-        self.parked_ids = {p.event[0] for p in self.parked.values()}
+            self.parked[off] = Parked(off, _load_parked_event(event), raw, key, at, produced)
+        self.parked_ids = {p.event.event_id for p in self.parked.values()}
         self._reset_batch()
 
     def _reset_batch(self) -> None:
@@ -180,8 +192,11 @@ class PartitionState:
         """Seen before: still inside the window (lateness < window keeps it there) or parked."""
         return event_id in self.window_ids or event_id in self.parked_ids
 
-    def apply_listen(self, event_id: str, user_id: str, show_id: str, episode_id: str, seconds: int,
-                     ts: int, has_sid: bool) -> None:
+    def apply_listen(self, ev: ListenEvent, has_sid: bool) -> None:
+        """Add an accepted listen: to its pair's window total (if inside the window), its last listen
+        time, and (``has_sid``: its episode has a SID) the user's recent episodes."""
+        event_id, user_id, show_id, episode_id = ev.event_id, ev.user_id, ev.show_id, ev.episode_id
+        seconds, ts = ev.listened_seconds, ev.ts
         key = (user_id, show_id)
         pair = self.pairs.get(key)
         if pair is None:
@@ -237,12 +252,12 @@ class PartitionState:
 
     def park(self, p: Parked) -> None:
         self.parked[p.offset] = p
-        self.parked_ids.add(p.event[0])
+        self.parked_ids.add(p.event.event_id)
         self.new_parked.append(p)
 
     def unpark(self, offset: int) -> Parked:
         p = self.parked.pop(offset)
-        self.parked_ids.discard(p.event[0])
+        self.parked_ids.discard(p.event.event_id)
         self.gone_parked.append(offset)
         return p
 
@@ -255,7 +270,7 @@ class PartitionState:
         state.push_us = ts
         return ts
 
-    def pair_row(self, key: tuple[str, str], delta: bool = True) -> tuple:
+    def pair_row(self, key: tuple[str, str], delta: bool = True) -> Row:
         """The pair's online row. With ``delta``, features unchanged since this process last wrote
         them are SKIP: fewer rows to write (ever_listened never changes once written). Anything
         loaded from disk is written in full first, so a skipped value is always already stored or
@@ -268,7 +283,7 @@ class PartitionState:
         return (key, [p.total if p.total != sent[0] else SKIP, SKIP, p.last_ts if p.last_ts != sent[1] else SKIP,
                       habitual if habitual != (sent[0] >= HABIT_THRESHOLD_SECONDS) else SKIP], p.push_us)
 
-    def user_row(self, user_id: str, codes: Callable[[str], tuple | None], levels: int) -> tuple:
+    def user_row(self, user_id: str, codes: Callable[[str], tuple | None], levels: int) -> Row:
         user = self.users[user_id]
         episodes = [x[2] for x in user.recent]
         sids = list(map(codes, episodes))
@@ -287,12 +302,13 @@ class PartitionState:
         for user_id, eff in self.dirty_users.items():
             self._bump(self.users[user_id], eff)
 
-    def batch_rows(self, codes: Callable[[str], tuple | None], levels: int) -> tuple[list, list]:
+    def batch_rows(self, codes: Callable[[str], tuple | None], levels: int) -> tuple[list[Row], list[Row]]:
+        """(pair rows, user rows) of the entities this batch changed, SKIP where unchanged."""
         pairs = [self.pair_row(k) for k in self.dirty_pairs]
         users = [self.user_row(u, codes, levels) for u in self.dirty_users]
         return pairs, users
 
-    def unpushed_rows(self, codes: Callable[[str], tuple | None], levels: int) -> tuple[list, list]:
+    def unpushed_rows(self, codes: Callable[[str], tuple | None], levels: int) -> tuple[list[Row], list[Row]]:
         """Rows of entities whose last change may not have reached the online store (after a crash)."""
         pairs = [self.pair_row(k, delta=False) for k in self.unpushed_pairs if k in self.pairs]
         users = [self.user_row(u, codes, levels) for u in self.unpushed_users if u in self.users]
@@ -328,7 +344,7 @@ class PartitionState:
             if self.new_parked:
                 db.executemany(
                     "INSERT OR REPLACE INTO parked VALUES (?, ?, ?, ?, ?, ?)",
-                    [(p.offset, orjson.dumps(p.event), p.raw, p.key, p.parked_at_ms, p.produced_ms)
+                    [(p.offset, _dump_parked_event(p.event), p.raw, p.key, p.parked_at_ms, p.produced_ms)
                      for p in self.new_parked if p.offset in self.parked],
                 )
             if self.gone_parked:
@@ -356,17 +372,3 @@ class PartitionState:
 def partition_path(state_dir: Path, topic: str, partition: int) -> Path:
     return Path(state_dir) / f"{topic}-{partition}.sqlite"
 
-
-def read_watermarks(state_dir: Path, topic: str) -> dict[int, int]:
-    """partition -> committed event-time watermark (ms), from the state files (for tests and tools)."""
-    out = {}
-    for f in sorted(Path(state_dir).glob(f"{topic}-*.sqlite")):
-        p = int(f.stem.rsplit("-", 1)[1])
-        with sqlite3.connect(f"file:{f}?mode=ro", uri=True) as db:
-            out[p] = db.execute("SELECT watermark FROM meta").fetchone()[0]
-    return out
-
-
-def iter_user_ids(states: Iterable[PartitionState]) -> Iterable[str]:
-    for st in states:
-        yield from st.users

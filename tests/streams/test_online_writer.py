@@ -10,7 +10,9 @@ import sqlalchemy
 
 from glide.config import load_settings
 from infra import stack
-from streams.online_writer import ENCODERS, SKIP, OnlineWriter, ViewLayout
+from streams.online_encoding import ENCODERS, ViewLayout
+from streams.online_rows import SKIP
+from streams.online_writer import OnlineWriter
 
 T0_MS = 1_767_225_600_000  # 2026-01-01
 
