@@ -120,7 +120,7 @@ async def _add_episodes(service: CandidateService, producer: AIOKafkaProducer, r
         e = update.episode
         episodes.append({"episode_id": e.episode_id, "show_id": e.show_id, "title": e.title,
                          "description": e.description, "locale": e.locale, "playable": e.playable,
-                         "popularity": e.popularity})
+                         "popularity": e.popularity, "published_at": e.published_at})
         origin.append(r)
     if episodes and service.sid_index is not None:
         try:

@@ -2,17 +2,19 @@
 30-beam SID generation, map SIDs to episodes with the popularity tie-breaker under eligibility rules,
 and cache the result in Feast (`glide_candidates`, read by rankers through `ranker_candidates`).
 
-Eligibility of an episode for a user: playable, in the user's language (or exact locale), not
-already a candidate, not among the user's recent listens, and not from a show that is habitual for
-the user right now (>= 600 s in 28 days, read from `user_show_listening_28d`). `unfamiliar`
-requests also skip the shows of the user's recent listens.
+Eligibility is the serving rule of glide_model/serving/rules.py (offline evaluation applies the
+same one): habitual shows out, the mode's show rule (`unfamiliar`: no show the user listened to
+before; `familiar`: only such shows), consumed episodes out, the user's language (or exact locale,
+`CandidateConfig.locale_match`), playable, published by the session's ts. This service supplies the
+facts it knows: consumed = the user's recent episode ids; listened shows = the shows of those, plus
+the shows the beams touch that `user_show_listening_28d` marks `ever_listened`; habitual = the
+28-day state of those shows at the session's ts (>= 600 s in 28 days, expiry-corrected).
 
 Eligibility-aware decoding (`CandidateConfig.eligible_decoding`, on by default): before the beam
-search, the rules known up front (locale, playable, recent episodes, the recent shows' habit state,
-the mode's show rule) cut the catalog trie down to the SIDs this user can be served
-(glide_model/sids/eligible.py), so the 30 beams are not spent on candidates that would be dropped.
-Habit state of shows outside the recent history is still checked after generation, for the shows
-the beams touch.
+search, the facts known up front (the recent listens' shows and their habit state) cut the catalog
+trie down to the SIDs this user can be served (ServingRules.sub_trie), so the 30 beams are not
+spent on candidates that would be dropped. The state of shows outside the recent history is still
+read after generation, for the shows the beams touch, before the SIDs are resolved.
 """
 
 from __future__ import annotations
@@ -25,13 +27,11 @@ import numpy as np
 import pandas as pd
 
 from glide.habits import unflatten_codes
-from glide_model.llm.decoding import GenerationBackend, RecRequest
-from glide_model.sids.collisions import CollisionTable, Eligibility
-from glide_model.sids.eligible import EligibleSids
+from glide_model.serving.contract import GenerationBackend, RecRequest
+from glide_model.serving.rules import MODES, RequestFacts, ServingRules
+from glide_model.sids.collisions import CollisionTable
 from streams.feature_store import online_features, push, read_user_show_features
 from streams.schemas import SessionStart
-
-MODES = ("familiar", "unfamiliar")
 
 
 @dataclass
@@ -49,6 +49,11 @@ class CandidateConfig:
     def __post_init__(self) -> None:
         if self.locale_match not in ("language", "locale"):
             raise ValueError(f"locale_match must be 'language' or 'locale', got {self.locale_match!r}")
+
+    @property
+    def locale_rule(self) -> str:
+        """The serving rule's locale_rule (glide_model/serving/rules.py)."""
+        return self.locale_match if self.locale_filter else "none"
 
 
 @dataclass
@@ -94,6 +99,7 @@ class CandidateService:
         model_version: str,
         config: CandidateConfig | None = None,
         sid_index=None,
+        published_at: Mapping[str, pd.Timestamp] | None = None,
     ):
         self.store = store
         self.backend = backend
@@ -105,24 +111,30 @@ class CandidateService:
         self._last_push_us = 0
         self.sid_index = sid_index  # glide_model.sids.live.SidIndex sharing `table` and the backend's trie
         trie = getattr(backend, "trie", None)
-        self.eligible = (
-            EligibleSids(table, show_of, trie.codebook_size)
-            if self.config.eligible_decoding and trie is not None else None
-        )
+        self.rules = ServingRules(table, show_of, published_at=dict(published_at or {}),
+                                  locale_rule=self.config.locale_rule,
+                                  codebook_size=None if trie is None else trie.codebook_size)
+        self.published_at = self.rules.published_at
+        self.eligible_decoding = self.config.eligible_decoding and trie is not None
 
     def add_episodes(self, episodes: Sequence[Mapping]) -> dict[str, tuple[int, ...]]:
         """Make new episodes recommendable now: one embedding pass, then trie and table inserts.
-        Episodes already served keep their SID (a revised text is picked up by `glide sids refresh`)."""
+        Episodes already served keep their SID (a revised text is picked up by `glide sids refresh`).
+        ``published_at`` (epoch ms or a timestamp), when given, holds the episode back until then."""
         if self.sid_index is None:
             raise RuntimeError("this service has no SidIndex (quantizer artifact missing): new episodes "
                                "become recommendable only after a restart")
         new = {e["episode_id"]: e for e in episodes if e["episode_id"] not in self.table}
         if not new:
             return {}
-        added = self.sid_index.add_episodes(pd.DataFrame(list(new.values())))
-        for episode_id, episode in new.items():
+        for episode_id, episode in new.items():  # before the table insert, which makes them servable
             self.show_of[episode_id] = episode["show_id"]
-        return added
+            published = episode.get("published_at")
+            if published is not None:
+                is_ms = isinstance(published, (int, np.integer))  # catalog-updates carry epoch ms
+                stamp = pd.Timestamp(published, unit="ms", tz="UTC") if is_ms else pd.Timestamp(published)
+                self.published_at[episode_id] = stamp
+        return self.sid_index.add_episodes(pd.DataFrame(list(new.values())))
 
     def requests(self, sessions: Sequence[SessionStart]) -> tuple[list[RecRequest], list[list[str]]]:
         """Prompt inputs per session from Feast, plus each user's recent episode ids."""
@@ -142,46 +154,40 @@ class CandidateService:
             recent.append(list(rows["recent_episode_ids"][i] or []))
         return requests, recent
 
-    def habitual_shows(self, user_id: str, shows: set[str], as_of: pd.Timestamp) -> set[str]:
-        """The user's habitual shows among ``shows`` at ``as_of`` (expiry-corrected, like every reader)."""
+    def show_states(self, user_id: str, shows: set[str], as_of: pd.Timestamp) -> tuple[set[str], set[str]]:
+        """(habitual, ever listened) among ``shows`` at ``as_of`` (expiry-corrected, like every reader)."""
         if not shows:
-            return set()
+            return set(), set()
         features = read_user_show_features(self.store, user_id, sorted(shows), as_of)
-        return set(features.loc[features["habitual"], "show_id"])
+        shows_of = features["show_id"]
+        return set(shows_of[features["habitual"]]), set(shows_of[features["ever_listened"]])
+
+    def facts(self, session: SessionStart, request: RecRequest, consumed: list[str]) -> RequestFacts:
+        """What serving knows up front: the recent listens (episodes, their shows, those shows' habit state)."""
+        shows = {self.show_of.get(e) for e in consumed} - {None}
+        habitual, _ = self.show_states(session.user_id, shows, _as_of(session))
+        return RequestFacts.make(mode=request.mode, habitual=habitual, listened=shows, consumed=consumed,
+                                 locale=request.locale, as_of=_as_of(session))
 
     def recommend(self, sessions: Sequence[SessionStart]) -> list[CandidateSet]:
         if not sessions:
             return []
         started = time.perf_counter()
         requests, recent = self.requests(sessions)
-        habitual: list[set[str]] = []
-        checked: list[set[str]] = []
-        for session, consumed in zip(sessions, recent):
-            shows = {self.show_of.get(e) for e in consumed} - {None}
-            habitual.append(self.habitual_shows(session.user_id, shows, _as_of(session)))
-            checked.append(shows)
-        if self.eligible is not None:
-            requests = [self._restrict(r, c, h, shows) for r, c, h, shows in zip(requests, recent, habitual, checked)]
-        live = [i for i, r in enumerate(requests) if self.eligible is None or r.allowed is not None]
-        beams: list[list] = [[] for _ in requests]  # nothing eligible: an empty candidate set, no search
+        facts = [self.facts(s, r, c) for s, r, c in zip(sessions, requests, recent)]
+        if self.eligible_decoding:  # nothing eligible: allowed None, an empty candidate set, no search
+            requests = [replace(r, allowed=self.rules.sub_trie(f)) for r, f in zip(requests, facts)]
+        live = [i for i, r in enumerate(requests) if not self.eligible_decoding or r.allowed is not None]
+        beams: list[list] = [[] for _ in requests]
         for i, cands in zip(live, self.backend.generate([requests[i] for i in live])):
             beams[i] = cands
         now_ms = int(time.time() * 1000)
         out = []
-        for session, request, consumed, candidates, hab, seen_shows in zip(
-            sessions, requests, recent, beams, habitual, checked
-        ):
+        for session, request, candidates, known in zip(sessions, requests, beams, facts):
             sids = [codes for codes, _ in candidates]
             touched = {self.show_of.get(e) for codes in sids for e in self.table.episodes(codes)} - {None}
-            hab = hab | self.habitual_shows(session.user_id, touched - seen_shows, _as_of(session))
-            banned = hab | (seen_shows if request.mode == "unfamiliar" else set())
-            eligible = Eligibility.for_user(
-                locale=request.locale if self.config.locale_filter and request.locale else None,
-                match=self.config.locale_match,
-                consumed=consumed,
-                predicate=(lambda e, b=banned: self.show_of.get(e) not in b) if banned else None,
-            )
-            resolved = self.table.resolve_many(sids, eligible)
+            habitual, listened = self.show_states(session.user_id, touched - known.listened, _as_of(session))
+            resolved = self.rules.resolve(known.learn(habitual=habitual, listened=listened), sids)
             picked = [(e, float(score)) for e, (_, score) in zip(resolved, candidates) if e is not None]
             picked = picked[: self.config.num_candidates]
             out.append(CandidateSet(
@@ -191,19 +197,6 @@ class CandidateService:
                 latency_ms=(time.perf_counter() - started) * 1000 / len(sessions),
             ))
         return out
-
-    def _restrict(
-        self, request: RecRequest, consumed: list[str], habitual: set[str], recent_shows: set[str]
-    ) -> RecRequest:
-        """The request with its eligible sub-trie (None there when nothing at all is eligible)."""
-        assert self.eligible is not None
-        banned = habitual | (recent_shows if request.mode == "unfamiliar" else set())
-        where = {self.config.locale_match: request.locale} if self.config.locale_filter and request.locale else {}
-        allowed = self.eligible.trie(
-            **where,
-            banned_shows=banned, seen_episodes=consumed,
-        )
-        return replace(request, allowed=allowed)
 
     def publish(self, sets: Sequence[CandidateSet]) -> None:
         """Cache candidates in Feast for rankers (one row per user; the newest wins)."""

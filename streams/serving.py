@@ -62,5 +62,6 @@ def build_service(
     else:
         raise ConfigError(f"unknown backend {backend!r}: use hf or vllm")
     show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
+    published_at = dict(zip(episodes["episode_id"], episodes["published_at"]))  # rule: published by the session
     return CandidateService(open_store(settings), gen, table, show_of, version or model_dir.name, config,
-                            sid_index=index)
+                            sid_index=index, published_at=published_at)

@@ -6,19 +6,19 @@ episodes in the example's own history. Like GLIDE's control token, they follow t
 ``mode`` when ``mode_aware``: ``unfamiliar`` excludes every show the user listened to before,
 ``familiar`` keeps only those (non-habitual) shows. ``context_listens`` is the log the show state is
 read from; passing listens beyond the evaluation period is safe (only listens before each ts count).
+These show rules are the serving rule's (glide_model/serving/rules.py: ``constraints``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-from glide.habits import shows_before
 from glide_model.cf import CFModel
+from glide_model.serving.rules import Constraint, constraints  # noqa: F401 - re-exported: the serving rule's rules 1-3
 
 
 @runtime_checkable
@@ -41,41 +41,6 @@ def with_popularity(episodes: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame
     popularity as it stood at the end of ``known``, not the catalog's own column, which counts the future."""
     out = episodes.copy()
     out["popularity"] = out["episode_id"].map(episode_popularity(known)).fillna(0.0).astype(float)
-    return out
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """What one example allows: shows to avoid, shows to stay within (None = any), episodes to skip."""
-
-    banned_shows: frozenset[str]
-    allowed_shows: frozenset[str] | None
-    seen_episodes: frozenset[str]
-
-    def allows(self, show: str | None, episode: str) -> bool:
-        if episode in self.seen_episodes or show in self.banned_shows:
-            return False
-        return self.allowed_shows is None or show in self.allowed_shows
-
-
-def constraints(context_listens: pd.DataFrame, examples: pd.DataFrame, mode_aware: bool = True,
-                exclude_history: bool = True) -> list[Constraint]:
-    """Per example: habitual shows banned, the mode's show rule, history episodes skipped."""
-    habitual, familiar = shows_before(context_listens, examples[["user_id", "ts"]])
-    modes = examples["mode"].tolist() if mode_aware and "mode" in examples.columns else [None] * len(examples)
-    if exclude_history and "history_episode_ids" in examples.columns:
-        history = [frozenset(h) if isinstance(h, (list, tuple, np.ndarray)) else frozenset()
-                   for h in examples["history_episode_ids"]]
-    else:
-        history = [frozenset()] * len(examples)
-    out = []
-    for hab, fam, mode, hist in zip(habitual, familiar, modes, history):
-        if mode == "unfamiliar":
-            out.append(Constraint(hab | fam, None, hist))
-        elif mode == "familiar":
-            out.append(Constraint(hab, fam, hist))
-        else:
-            out.append(Constraint(hab, None, hist))
     return out
 
 

@@ -1,9 +1,9 @@
 """Trie-constrained beam search over Semantic IDs (paper §4.4.4) behind a small backend interface.
 
-``GenerationBackend.generate(requests) -> [[(codes, score), ...] per request]`` is all a caller
-(evaluation, the serving worker) needs; :class:`HFBackend` implements it with ``transformers``
-beam search (30 beams, 30 distinct catalog-valid SIDs per request), and a vLLM backend can
-implement the same protocol in its own venv.
+``GenerationBackend.generate(requests) -> [[(codes, score), ...] per request]`` (the torch-free
+contract in glide_model/serving/contract.py) is all a caller (evaluation, the serving worker)
+needs; :class:`HFBackend` implements it with ``transformers`` beam search (30 beams, 30 distinct
+catalog-valid SIDs per request), and a vLLM backend implements the same protocol in its own venv.
 
 The constraint is an additive mask on the beam log-probs at each step: -inf on every token that
 would leave the catalog's SID trie. Mask rows are cached per prefix (:class:`TrieMasks`) and a
@@ -23,72 +23,17 @@ length is always M, so no length penalty applies).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from glide_model.llm.checkpoint import check_compatible, load_checkpoint
 from glide_model.llm.model import GlideLM
 from glide_model.llm.prompt import Encoded
+from glide_model.serving.contract import Candidate, RecRequest
 from glide_model.sids.trie import SidTrie
-
-Candidate = tuple[tuple[int, ...], float]
-
-
-@dataclass(frozen=True)
-class RecRequest:
-    """One user's recommendation request (the serving-side mirror of a training example)."""
-
-    history_codes: Sequence[Sequence[int]] = ()
-    mode: str | None = "unfamiliar"
-    locale: str | None = None
-    affinity_topics: Sequence[str] = ()
-    cf_embedding: np.ndarray | None = field(default=None, compare=False)
-    user_id: str | None = None
-    # Eligibility-aware decoding: the SIDs this request may produce (those with at least one
-    # episode the user may be served). None: the whole catalog trie. Must lie inside it.
-    allowed: SidTrie | None = field(default=None, compare=False)
-
-    def as_row(self) -> dict:
-        return {
-            "history_codes": self.history_codes,
-            "mode": self.mode,
-            "locale": self.locale,
-            "affinity_topics": self.affinity_topics,
-        }
-
-
-def requests_from_examples(frame: pd.DataFrame) -> list[RecRequest]:
-    """Requests for the rows of a training/validation example frame (targets are ignored)."""
-    out = []
-    for r in frame.itertuples(index=False):
-        topics = getattr(r, "affinity_topics", None)
-        history = getattr(r, "history_codes", None)
-        if topics is not None and not isinstance(topics, (list, tuple, np.ndarray)):
-            topics = None  # NaN from a missing feature
-        if history is not None and not isinstance(history, (list, tuple, np.ndarray)):
-            history = None
-        out.append(
-            RecRequest(
-                history_codes=[tuple(int(x) for x in c) for c in (history if history is not None else ())],
-                mode=getattr(r, "mode", None),
-                locale=getattr(r, "locale", None),
-                affinity_topics=list(topics) if topics is not None else [],
-                cf_embedding=getattr(r, "cf_embedding", None),
-                user_id=getattr(r, "user_id", None),
-            )
-        )
-    return out
-
-
-@runtime_checkable
-class GenerationBackend(Protocol):
-    def generate(self, requests: Sequence[RecRequest]) -> list[list[Candidate]]: ...
 
 
 class TrieMasks:

@@ -37,7 +37,7 @@ for _k, _v in {
 def _requests(path: str | None, codes, d_cf: int | None, n: int = 4, codebook_size: int = 256) -> list:
     import numpy as np
 
-    from glide_model.llm.decoding import RecRequest
+    from glide_model.serving.contract import RecRequest
     from glide_model.sids.trie import SidTrie
 
     if path:

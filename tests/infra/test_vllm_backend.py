@@ -19,11 +19,12 @@ import torch
 
 from glide_model.llm.backbone import tiny_llama
 from glide_model.llm.checkpoint import Manifest, export_merged, load_checkpoint, save_checkpoint
-from glide_model.llm.decoding import HFBackend, RecRequest
+from glide_model.llm.decoding import HFBackend
 from glide_model.llm.model import GlideLM
 from glide_model.llm.prompt import PromptBuilder, PromptVariant
 from glide_model.llm.soft_prompt import SoftPromptProjector
 from glide_model.llm.vocab import extend_vocab
+from glide_model.serving.contract import RecRequest
 from glide_model.sids.trie import SidTrie
 
 REPO = Path(__file__).resolve().parents[2]

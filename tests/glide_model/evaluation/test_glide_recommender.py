@@ -54,7 +54,7 @@ def test_eligible_decoding_fills_every_slot_with_servable_episodes(setup):
     eps, backend, table, listens, examples = setup
     show_of = eps["show_id"].to_dict()
     pub = eps["published_at"].to_dict()
-    rec = GlideRecommender(backend, table, show_of, listens, published_at=pub)
+    rec = GlideRecommender(backend, table, show_of, listens, published_at=pub, locale_rule="none")
     familiar, unfamiliar = rec.recommend(examples, 30)
 
     fam_pool = _eligible(eps, {"fam"})
@@ -62,7 +62,8 @@ def test_eligible_decoding_fills_every_slot_with_servable_episodes(setup):
     assert sorted(familiar) == sorted(fam_pool.index)
     assert len(unfamiliar) == 30 and set(unfamiliar) <= set(_eligible(eps, {"other1", "other2"}).index)
 
-    post = GlideRecommender(backend, table, show_of, listens, published_at=pub, eligible_decoding=False)
+    post = GlideRecommender(backend, table, show_of, listens, published_at=pub, eligible_decoding=False,
+                            locale_rule="none")
     post_fam, post_unfam = post.recommend(examples, 30)
     assert set(post_fam) <= set(fam_pool.index)
     assert set(post_unfam) <= set(_eligible(eps, {"other1", "other2"}).index)

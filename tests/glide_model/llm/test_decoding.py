@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from glide_model.llm.decoding import GenerationBackend, HFBackend, RecRequest, constrained_beam_search
+from glide_model.llm.decoding import HFBackend, constrained_beam_search
+from glide_model.serving.contract import GenerationBackend, RecRequest
 from glide_model.sids.trie import SidTrie
 from tests.glide_model.llm.tiny_world import K, M, make_glm
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from glide_model.llm.backbone import load_backbone, smollm2_folder
-from glide_model.llm.decoding import HFBackend, RecRequest
+from glide_model.llm.decoding import HFBackend
 from glide_model.llm.model import GlideLM
 from glide_model.llm.prompt import SID_TEXT, PromptBuilder
 from glide_model.llm.vocab import extend_vocab
+from glide_model.serving.contract import RecRequest
 from glide_model.sids.trie import SidTrie
 
 
