@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -165,27 +166,52 @@ async def _measure(settings, state_dir: Path, world, progress) -> dict:
             "freshness_p99_ms": float(np.percentile(lat, 99))}
 
 
+@contextmanager
+def _exported_feast_project(project: str):
+    """``GLIDE_FEAST_PROJECT=project`` for the block, the previous value restored after: the stores
+    opened inside (stack, profiles, online writer) take the project from the environment
+    (streams/feast_config.py), not yet from ``GlideSettings.feast_project``, which the benchmark's
+    settings carry too."""
+    saved = os.environ.get("GLIDE_FEAST_PROJECT")
+    os.environ["GLIDE_FEAST_PROJECT"] = project
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("GLIDE_FEAST_PROJECT", None)
+        else:
+            os.environ["GLIDE_FEAST_PROJECT"] = saved
+
+
 def run_ingest(store: str = "sqlite", quick: bool = False, progress=lambda msg: None) -> IngestResult:
     """One full benchmark run on a throwaway stack; see the module docstring."""
+    from glide.config import load_settings
+
+    users = 1_500 if quick else 4_000
+    tmp = Path(tempfile.mkdtemp(prefix="glide-bench-ingest-"))
+    project = f"bench{uuid.uuid4().hex[:8]}"
+    base = load_settings(data_dir=str(tmp / "embedded"), profile="embedded", feast_project=project)
+    try:
+        with _exported_feast_project(base.feast_project):
+            return _run_on_fresh_stack(base, store, users, tmp, progress)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run_on_fresh_stack(base, store: str, users: int, tmp: Path, progress) -> IngestResult:
     from glide.config import load_settings
     from infra import stack
     from streams import logs
     from streams.replay import push_profiles
 
     logs.configure(json=True, level="WARNING")
-    users = 1_500 if quick else 4_000
-    tmp = Path(tempfile.mkdtemp(prefix="glide-bench-ingest-"))
-    project = f"bench{uuid.uuid4().hex[:8]}"
-    old_project = os.environ.get("GLIDE_FEAST_PROJECT")
-    os.environ["GLIDE_FEAST_PROJECT"] = project
-    base = load_settings(data_dir=str(tmp / "embedded"), profile="embedded")
     schema = f"glide_bench_{uuid.uuid4().hex[:8]}"
     settings = base
     try:
         progress("starting the broker and applying Feast")
         status = stack.up(base)
         if store == "redis":
-            settings = load_settings(data_dir=str(tmp / "cluster"), profile="cluster",
+            settings = load_settings(data_dir=str(tmp / "cluster"), profile="cluster", feast_project=base.feast_project,
                                      kafka_bootstrap=status.bootstrap, postgres_schema=schema)
             stack.up(settings)
         progress(f"generating a world of {users:,} users")
@@ -197,12 +223,7 @@ def run_ingest(store: str = "sqlite", quick: bool = False, progress=lambda msg: 
     finally:
         stack.down(base)
         if store == "redis":
-            _drop_cluster_leftovers(settings, project, schema)
-        if old_project is None:
-            os.environ.pop("GLIDE_FEAST_PROJECT", None)
-        else:
-            os.environ["GLIDE_FEAST_PROJECT"] = old_project
-        shutil.rmtree(tmp, ignore_errors=True)
+            _drop_cluster_leftovers(settings, base.feast_project, schema)
 
 
 def _drop_cluster_leftovers(settings, project: str, schema: str) -> None:

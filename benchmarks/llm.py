@@ -94,43 +94,28 @@ def _backbone(name: str, data_dir: Path):
     return model, tok
 
 
-def run_llm_bench(
-    model_name: str = "tiny",
-    *,
-    device: str = "auto",
-    beams: int = 30,
-    catalog: int = 20_000,
-    requests: int = 16,
-    train_steps: int = 8,
-    train_batch: int = 8,
-    data_dir: Path = Path(".glide"),
-    engines: tuple[str, ...] = ("sid", "hf"),
-) -> LlmBenchResult:
-    import pandas as pd
-    import torch
-
-    from glide_model.llm.backbone import pick_device, set_training_attention
-    from glide_model.llm.decoding import HFBackend, merge_for_serving, requests_from_examples
-    from glide_model.llm.grounding import LoraSettings, add_lora
-    from glide_model.llm.instruct import instruct_data, train_instruct
+def _glide_model(model_name: str, data_dir: Path, dev):
+    """(GlideLM with 4 x 256 SIDs and a 64-d soft-prompt projector, the backbone it wraps)."""
     from glide_model.llm.model import GlideLM
     from glide_model.llm.prompt import GLIDE, PromptBuilder
     from glide_model.llm.soft_prompt import SoftPromptProjector
-    from glide_model.llm.trainer import LoopConfig, use_bf16
     from glide_model.llm.vocab import extend_vocab
-    from glide_model.sids.trie import SidTrie
 
-    dev = pick_device(device)
     model, tok = _backbone(model_name, data_dir)
     vocab = extend_vocab(model, tok, 4, 256)
     glm = GlideLM(
         model.to(dev), tok, vocab, PromptBuilder(tok, vocab, GLIDE),
         SoftPromptProjector(64, model.config.hidden_size, embed_rms=0.02).to(dev),
     )
+    return glm, model
+
+
+def _random_requests(catalog: int, n: int):
+    """(a random catalog of distinct SIDs, ``n`` random users with 20-episode histories as examples)."""
+    import pandas as pd
+
     rng = np.random.default_rng(0)
     codes = np.unique(rng.integers(0, 256, size=(catalog, 4)), axis=0)
-    trie = SidTrie(codes, 256)
-    n = max(requests, train_batch)
     examples = pd.DataFrame({
         "target_codes": [tuple(int(x) for x in codes[i]) for i in rng.integers(0, len(codes), n)],
         "history_codes": [[tuple(int(x) for x in codes[j]) for j in rng.integers(0, len(codes), 20)] for _ in range(n)],
@@ -140,9 +125,16 @@ def run_llm_bench(
         "cf_embedding": [rng.normal(size=64).astype(np.float32) for _ in range(n)],
         "weight": 1.0,
     })
-    add_lora(glm, LoraSettings(r=16, alpha=32))
-    attention = set_training_attention(glm.model, "auto", dev)
-    data = instruct_data(glm, examples)
+    return codes, examples
+
+
+def _time_training(glm, data, dev, attention: str, train_steps: int, train_batch: int) -> dict:
+    """Instruction-tuning runs: fp32 (and bf16 where native), then at the default precision with the
+    shared prefix off, the other attention kernel and LoRA dropout 0.05."""
+    from glide_model.llm.backbone import set_training_attention
+    from glide_model.llm.instruct import train_instruct
+    from glide_model.llm.trainer import LoopConfig, use_bf16
+
     by_precision: dict[str, float] = {}
     loops = {}
     native_bf16 = use_bf16("auto", dev)
@@ -162,6 +154,16 @@ def run_llm_bench(
     set_training_attention(glm.model, attention, dev)
     with lora_dropout(glm.model, 0.05):
         dropped = train_instruct(glm, data, default_cfg, progress=False)
+    return {"by_precision": by_precision, "loop": loop, "whole": whole, "other_attention": other_attention,
+            "dropped": dropped}
+
+
+def _time_decoding(glm, trie, examples, dev, beams: int, requests: int, engines: tuple[str, ...]) -> dict[str, float]:
+    """Median ms per request of each engine, one request at a time and in batches of ``requests``."""
+    import torch
+
+    from glide_model.llm.decoding import HFBackend, merge_for_serving
+    from glide_model.serving.contract import requests_from_examples
 
     serve = merge_for_serving(glm)
     if dev.type == "cuda":
@@ -183,6 +185,39 @@ def run_llm_bench(
             batches.append((time.perf_counter() - t0) / requests)
         timings[f"{engine}_batch1"] = 1000 * float(np.median(singles))
         timings[f"{engine}_batch{requests}"] = 1000 * float(np.median(batches))
+    return timings
+
+
+def run_llm_bench(
+    model_name: str = "tiny",
+    *,
+    device: str = "auto",
+    beams: int = 30,
+    catalog: int = 20_000,
+    requests: int = 16,
+    train_steps: int = 8,
+    train_batch: int = 8,
+    data_dir: Path = Path(".glide"),
+    engines: tuple[str, ...] = ("sid", "hf"),
+) -> LlmBenchResult:
+    import torch
+
+    from glide_model.llm.backbone import pick_device, set_training_attention
+    from glide_model.llm.grounding import LoraSettings, add_lora
+    from glide_model.llm.instruct import instruct_data
+    from glide_model.sids.trie import SidTrie
+
+    dev = pick_device(device)
+    glm, model = _glide_model(model_name, data_dir, dev)
+    codes, examples = _random_requests(catalog, max(requests, train_batch))
+    trie = SidTrie(codes, 256)
+    add_lora(glm, LoraSettings(r=16, alpha=32))
+    attention = set_training_attention(glm.model, "auto", dev)
+    data = instruct_data(glm, examples)
+    runs = _time_training(glm, data, dev, attention, train_steps, train_batch)
+    timings = _time_decoding(glm, trie, examples, dev, beams, requests, engines)
+    by_precision, loop, whole = runs["by_precision"], runs["loop"], runs["whole"]
+    other_attention, dropped = runs["other_attention"], runs["dropped"]
     return LlmBenchResult(
         model=model_name,
         device=str(dev) if dev.type != "cuda" else torch.cuda.get_device_name(dev),

@@ -18,32 +18,32 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from glide_app.jobs.config_io import from_dict, to_dict
-from glide_app.jobs.train import TrainJobConfig, load_job_config
+from glide_app.jobs.train import (
+    TrainJobConfig,
+    data_window,
+    fit_cf,
+    fit_sids,
+    glide_model_config,
+    load_job_config,
+    serving_backend,
+)
 
 
 def prepare(bundle: Path, cfg: TrainJobConfig, cache_dir: Path | None = None) -> None:
     from glide.world.generator import WorldConfig, generate_world
-    from glide_model.cf import CFConfig, train_cf
-    from glide_model.sids.encoder import EmbeddingCache, TextEncoder, cache_dir_for, embed_episodes
-    from glide_model.sids.quantizer import make_quantizer
 
     world = generate_world(from_dict(WorldConfig, cfg.world, "world"))
     world.save(bundle / "world")
-    encoder = TextEncoder()
-    emb = embed_episodes(encoder, world.episodes, cache=EmbeddingCache(cache_dir_for(cache_dir or bundle, encoder.name)))
-    sid = cfg.sids
-    quantizer = make_quantizer(sid.quantizer, sid.levels, sid.codebook_size, sid.seed).fit(emb, encoder=encoder.name)
-    pd.DataFrame({"episode_id": world.episodes["episode_id"], "codes": quantizer.encode(emb).tolist()}).to_parquet(
+    quantizer, codes = fit_sids(world.episodes, cfg.sids, cache_dir or bundle)
+    pd.DataFrame({"episode_id": world.episodes["episode_id"], "codes": codes.tolist()}).to_parquet(
         bundle / "assignments.parquet")
-    t0, t1 = world.listens["ts"].min(), world.listens["ts"].max()
-    t_cf, t_val = t0 + pd.Timedelta(days=cfg.window.cf_days), t1 - pd.Timedelta(days=cfg.window.val_days)
-    train_cf(world.listens[world.listens["ts"] < t_cf], **to_dict(from_dict(CFConfig, cfg.cf, "cf"))).save(bundle / "cf")
+    window = data_window(world.listens, cfg.window)
+    fit_cf(world.listens, window["t_cf"], cfg.cf).save(bundle / "cf")
     (bundle / "meta.json").write_text(json.dumps({"quantizer_version": quantizer.meta.version,
-                                                  "t_cf": str(t_cf), "t_val": str(t_val)}))
+                                                  "t_cf": str(window["t_cf"]), "t_val": str(window["t_val"])}))
 
 
 def run(bundle: Path, out: Path, cfg: TrainJobConfig, *, base_model: str | None = None, device: str = "auto",
@@ -52,15 +52,12 @@ def run(bundle: Path, out: Path, cfg: TrainJobConfig, *, base_model: str | None 
     """Train and score the config's model on the bundle; the overrides change only what they name."""
     from rich.console import Console
 
-    from glide_app.jobs.train import JobData, compare_to_baselines, split_held_out
     from glide.world.generator import World
+    from glide_app.jobs.train import JobData, compare_to_baselines, split_held_out
     from glide_model.cf import CFModel
     from glide_model.data.examples import ExampleSamplingConfig, build_examples
     from glide_model.evaluation.baselines import with_popularity
-    from glide_model.llm.checkpoint import load_checkpoint
-    from glide_model.llm.decoding import HFBackend, merge_for_serving
-    from glide_model.llm.pipeline import GlideTrainConfig, train_glide
-    from glide_model.sids.trie import SidTrie
+    from glide_model.llm.pipeline import train_glide
 
     started = time.perf_counter()
     world = World.load(bundle / "world")
@@ -80,22 +77,19 @@ def run(bundle: Path, out: Path, cfg: TrainJobConfig, *, base_model: str | None 
                                       max_val if max_val is not None else cfg.window.max_val_examples)
     data = JobData(listens, episodes, assignments, meta["quantizer_version"], window, cf, sampling, train_ex, val_ex)
 
-    model = {**cfg.model, "out_dir": str(out / "run"), "data_dir": str(out), "device": device}
+    overrides = {"out_dir": str(out / "run"), "data_dir": str(out), "device": device}
     if base_model is not None:
-        model["base_model"] = base_model
-    model_cfg = from_dict(GlideTrainConfig, model, "model")
-    model_cfg.levels, model_cfg.codebook_size = cfg.sids.levels, cfg.sids.codebook_size
-    model_cfg.quantizer_version, model_cfg.catalog_version = meta["quantizer_version"], "bundle"
-    model_cfg.instruct = replace(model_cfg.instruct, ckpt_every=0, validate_at_end=False,
+        overrides["base_model"] = base_model
+    model_cfg = glide_model_config(cfg, meta["quantizer_version"], "bundle", overrides=overrides)
+    model_cfg.instruct = replace(model_cfg.instruct, ckpt_every=0,
                                  **{k: v for k, v in {"max_steps": instruct_steps, "batch_size": batch_size,
                                                       "lr": lr}.items() if v is not None})
     result = train_glide(model_cfg, episodes, assignments, data.train_ex, data.val_ex)
     trained = time.perf_counter()
-    glm, _ = load_checkpoint(result.checkpoint, device=device)
     k = cfg.window.k
-    trie = SidTrie(np.asarray(list(assignments.values())), cfg.sids.codebook_size)
-    comparison = compare_to_baselines(data, HFBackend(merge_for_serving(glm), trie, num_beams=k), "glide", k, Console())
-    record = {"device": str(glm.device), "examples": {"train": len(data.train_ex), "val": len(data.val_ex)},
+    backend = serving_backend(result.checkpoint, assignments, cfg.sids.codebook_size, k, device)
+    comparison = compare_to_baselines(data, backend, "glide", k, Console())
+    record = {"device": str(backend.glm.device), "examples": {"train": len(data.train_ex), "val": len(data.val_ex)},
               "instruct": to_dict(model_cfg.instruct), "grounding": result.grounding, "stages": result.stages,
               "train_seconds": round(trained - started, 1), "eval_seconds": round(time.perf_counter() - trained, 1),
               **comparison}

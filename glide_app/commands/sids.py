@@ -169,7 +169,7 @@ def report(source: str, as_json: bool, plot_path: Path | None, quantizers: str, 
     """Fit each quantizer on one catalog and compare collisions, code usage and intra-bucket similarity."""
     from glide.config import load_settings
     from glide_model.sids import report as rep
-    from glide_model.sids import sources
+    from glide_app.jobs import sid_sources as sources
     from glide_model.sids.encoder import embed_catalog
     from glide_model.sids.store import sids_root
 

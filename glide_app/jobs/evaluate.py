@@ -20,8 +20,13 @@ import numpy as np
 from rich.console import Console
 
 from glide.config import ConfigError, GlideSettings
-from glide_app.jobs.config_io import from_dict
-from glide_app.jobs.train import TrainJobConfig, catalog_version, compare_to_baselines, prepare_job_data
+from glide_app.jobs.train import (
+    TrainJobConfig,
+    catalog_version,
+    compare_to_baselines,
+    job_config_from_dict,
+    prepare_job_data,
+)
 
 
 def pick_model(db, version: str | None) -> dict[str, Any]:
@@ -64,11 +69,11 @@ def run_evaluate_job(settings: GlideSettings, version: str | None = None, max_ex
 
     console = console or Console()
     started = time.perf_counter()
-    db = CatalogDB(settings.catalog_db_url)
+    db = CatalogDB.from_settings(settings)
     db.migrate()
     row = pick_model(db, version)
     if cfg is None:
-        cfg = from_dict(TrainJobConfig, row["params"], f"train config of model {row['version']}")
+        cfg = job_config_from_dict(row["params"], f"train config of model {row['version']}")
     if max_examples is not None:
         if max_examples < 1:
             raise ConfigError(f"--max-examples must be >= 1, got {max_examples}")

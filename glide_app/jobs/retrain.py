@@ -43,7 +43,7 @@ def run_retrain_job(settings: GlideSettings, cfg: TrainJobConfig, console: Conso
     from glide_model.llm.checkpoint import CheckpointMismatchError
 
     console = console or Console()
-    db = CatalogDB(settings.catalog_db_url)
+    db = CatalogDB.from_settings(settings)
     db.migrate()
     incumbent = db.promoted_model()
     name = f"{cfg.run_name or 'glide'}-{time.strftime('%Y%m%d-%H%M%S')}"

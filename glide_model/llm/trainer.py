@@ -194,6 +194,90 @@ class LoopResult:
 StepFn = Callable[[list[int]], tuple[torch.Tensor, int]]
 
 
+def trainable(name: str, params: Sequence[nn.Parameter]) -> list[nn.Parameter]:
+    """The parameters that require grad; a stage with none is an error."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError(f"{name}: nothing to train (no parameter requires grad)")
+    return params
+
+
+def make_optimizer(params: Sequence[nn.Parameter], cfg: LoopConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (biases, norms and 1-d parameters undecayed)."""
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+
+
+def lr_multiplier(step: int, cfg: LoopConfig) -> float:
+    """Linear warmup over ``warmup_steps``, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress_ = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress_))
+
+
+def restore_loop(resume: dict[str, Any], name: str, opt, sched, sampler: BatchSampler, result: LoopResult) -> int:
+    """Load a state that ``save`` received into the optimizer, scheduler, sampler, RNGs and ``result``;
+    returns the step to continue from."""
+    if resume.get("name") != name:
+        raise ValueError(f"resume state belongs to stage {resume.get('name')!r}, not {name!r}")
+    opt.load_state_dict(resume["optimizer"])
+    sched.load_state_dict(resume["scheduler"])
+    sampler.load_state_dict(resume["sampler"])
+    set_rng_state(resume["rng"])
+    result.losses = list(resume.get("losses", []))
+    return int(resume["step"])
+
+
+def loop_state(name: str, step: int, opt, sched, sampler: BatchSampler, result: LoopResult) -> dict[str, Any]:
+    """Everything exact resume needs at ``step`` (what ``save`` receives)."""
+    return {
+        "name": name,
+        "step": step,
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "sampler": sampler.state_dict(),
+        "rng": rng_state(),
+        "losses": list(result.losses),
+    }
+
+
+def optimizer_step(name: str, step: int, step_fn: StepFn, sampler: BatchSampler, params: Sequence[nn.Parameter],
+                   opt, sched, cfg: LoopConfig, autocast, frozen: FrozenLinears | None, result: LoopResult) -> None:
+    """One batch forward/backward, clipped AdamW step and scheduler step; loss, tokens and train time into ``result``."""
+    t_step = time.perf_counter()
+    if frozen is not None:
+        frozen.low()  # no-op after the first step
+    with autocast:
+        loss, n_tokens = step_fn(sampler.next())
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{name}: loss is {loss.item()} at step {step}; lower the learning rate")
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    result.losses.append(float(loss.detach()))  # syncs the device, so the timing below is honest
+    result.tokens += n_tokens
+    result.seconds += time.perf_counter() - t_step  # training time only: validation/saving excluded
+
+
+def validation_due(step: int, cfg: LoopConfig) -> bool:
+    """Every ``eval_every`` steps before the last, and at the last when ``validate_at_end``."""
+    at_end = step == cfg.max_steps and cfg.validate_at_end
+    return bool((cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps) or at_end)
+
+
+def checkpoint_due(step: int, cfg: LoopConfig) -> bool:
+    """Every ``ckpt_every`` steps before the last (the caller saves the finished stage itself)."""
+    return bool(cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < cfg.max_steps)
+
+
 def train_loop(
     name: str,
     params: Sequence[nn.Parameter],
@@ -212,45 +296,11 @@ def train_loop(
 
     ``model``: the module the steps run, so that under bf16 its frozen linears are cast once per
     stage (:class:`FrozenLinears`) rather than on every forward."""
-    params = [p for p in params if p.requires_grad]
-    if not params:
-        raise ValueError(f"{name}: nothing to train (no parameter requires grad)")
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        span = max(1, cfg.max_steps - cfg.warmup_steps)
-        progress_ = min(1.0, (step - cfg.warmup_steps) / span)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress_))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    step = 0
+    params = trainable(name, params)
+    opt = make_optimizer(params, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_multiplier(step, cfg))
     result = LoopResult(steps=0)
-    if resume is not None:
-        if resume.get("name") != name:
-            raise ValueError(f"resume state belongs to stage {resume.get('name')!r}, not {name!r}")
-        opt.load_state_dict(resume["optimizer"])
-        sched.load_state_dict(resume["scheduler"])
-        sampler.load_state_dict(resume["sampler"])
-        set_rng_state(resume["rng"])
-        step = int(resume["step"])
-        result.losses = list(resume.get("losses", []))
-
-    def state() -> dict[str, Any]:
-        return {
-            "name": name,
-            "step": step,
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "sampler": sampler.state_dict(),
-            "rng": rng_state(),
-            "losses": list(result.losses),
-        }
+    step = 0 if resume is None else restore_loop(resume, name, opt, sched, sampler, result)
 
     result.bf16 = use_bf16(cfg.bf16, device)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=result.bf16)
@@ -258,35 +308,19 @@ def train_loop(
     bar = tqdm(total=cfg.max_steps, initial=step, desc=name, disable=not progress, dynamic_ncols=True)
     try:
         while step < cfg.max_steps:
-            t_step = time.perf_counter()
-            if frozen is not None:
-                frozen.low()  # no-op after the first step
-            with autocast:
-                loss, n_tokens = step_fn(sampler.next())
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{name}: loss is {loss.item()} at step {step}; lower the learning rate")
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            optimizer_step(name, step, step_fn, sampler, params, opt, sched, cfg, autocast, frozen, result)
             step += 1
-            result.losses.append(float(loss.detach()))  # syncs the device, so the timing below is honest
-            result.tokens += n_tokens
-            result.seconds += time.perf_counter() - t_step  # training time only: validation/saving excluded
             bar.update(1)
             if step % max(1, cfg.log_every) == 0 or step == cfg.max_steps:
                 bar.set_postfix(loss=f"{np.mean(result.losses[-cfg.log_every:]):.4f}", tok_s=f"{result.tokens_per_s:.0f}")
-            at_end = step == cfg.max_steps and cfg.validate_at_end
             if frozen is not None and (validate is not None or save is not None):
                 frozen.original()  # validation and checkpoints see the fp32 weights
-            if validate is not None and ((cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps) or at_end):
+            if validate is not None and validation_due(step, cfg):
                 metrics = {"step": step, **validate(step)}
                 result.validations.append(metrics)
                 bar.write(f"[{name}] step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step"))
-            if save is not None and cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < cfg.max_steps:
-                save(step, state())
+            if save is not None and checkpoint_due(step, cfg):
+                save(step, loop_state(name, step, opt, sched, sampler, result))
     finally:
         if frozen is not None:
             frozen.original()  # even when a step fails: never leave the model in bf16

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from glide_model.sids import sources
+from glide_app.jobs import sid_sources as sources
 
 pytestmark = pytest.mark.shared_data
 

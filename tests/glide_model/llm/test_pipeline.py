@@ -18,12 +18,13 @@ from glide_model.llm.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from glide_model.llm.decoding import HFBackend, merge_for_serving, requests_from_examples
+from glide_model.llm.decoding import HFBackend, merge_for_serving
 from glide_model.llm.grounding import LoraSettings, add_lora
 from glide_model.llm.instruct import instruct_data
 from glide_model.llm.pipeline import train_glide
 from glide_model.llm.soft_prompt import SoftPromptProjector, inject_soft_prompt
 from glide_model.llm.vocab import UnknownSidError
+from glide_model.serving.contract import requests_from_examples
 from glide_model.sids.trie import SidTrie
 from tests.glide_model.llm.tiny_world import K, M, make_glm, run_config
 

@@ -1,4 +1,4 @@
-"""Fixtures for the Semantic ID tests: clustered toy embeddings and the real text encoder (loaded once)."""
+"""Fixtures for the Semantic ID tests: clustered toy embeddings (the real text encoder is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,3 @@ from tests.glide_model.sids.sid_fixtures import clustered_embeddings
 @pytest.fixture(scope="session")
 def emb() -> np.ndarray:
     return clustered_embeddings()
-
-
-@pytest.fixture(scope="session")
-def text_encoder():
-    from glide_model.sids.encoder import TextEncoder
-
-    encoder = TextEncoder()
-    encoder.model  # load once per session (~5-8 s)
-    return encoder
