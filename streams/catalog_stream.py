@@ -2,7 +2,9 @@
 (an existing assignment, else the live SidIndex when a quantizer artifact is available), and write
 the `episode_catalog` view.
 
-Every step is idempotent (upserts, newest-wins pushes), so at-least-once delivery is enough here.
+Every step is idempotent (upserts, newest-wins pushes, the offline event log counting a
+(partition, offset) once), so at-least-once delivery is enough here. Accepted updates are appended
+to the event log (glide/event_log.py, kind ``catalog``) after the catalog DB has them.
 The SID is saved before the episode row: once the listen processor can see an episode, it can see
 its SID too.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from glide.catalog import CatalogDB, CatalogError
+from glide.event_log import open_event_log
 from streams import schemas as S
 from streams.config import StreamSettings
 from streams.deadletter import DeadLetter, send_all
@@ -48,9 +51,22 @@ def _episode_row(e: S.EpisodeInfo) -> dict:
             "duration_s": e.duration_s, "playable": e.playable, "popularity": e.popularity}
 
 
+def _log_row(u: S.CatalogUpdate, offset: int) -> dict:
+    """An accepted catalog update as the offline event log stores it."""
+    import orjson
+
+    e = u.episode
+    return {"event_id": u.event_id, "ts": u.ts, "episode_id": e.episode_id, "show_id": e.show_id,
+            "title": e.title, "description": e.description, "topic": e.topic, "locale": e.locale,
+            "published_at": e.published_at, "duration_s": e.duration_s, "playable": e.playable,
+            "popularity": e.popularity,
+            "show": None if u.show is None else orjson.dumps(_show_row(u.show)).decode(), "offset": offset}
+
+
 class CatalogUpdater:
-    def __init__(self, cfg: StreamSettings, db: CatalogDB, cache: CatalogCache, writer, producer):
+    def __init__(self, cfg: StreamSettings, db: CatalogDB, cache: CatalogCache, writer, producer, event_log=None):
         self.cfg, self.db, self.cache, self.writer, self.producer = cfg, db, cache, writer, producer
+        self.event_log = event_log
         self._sid_index = None
         self._sid_index_failed = False
         self._last_push_us: dict[str, int] = {}
@@ -83,10 +99,12 @@ class CatalogUpdater:
         codes = await self._assign_sids([u.episode for _, u in ok])
         bad_eps = self._upsert(self.db.upsert_episodes, [(r, _episode_row(u.episode)) for r, u in ok], reject)
         rows = []
+        logged: dict[int, list[dict]] = {}
         for r, u in ok:
             e = u.episode
             if e.episode_id in bad_eps:
                 continue
+            logged.setdefault(r.partition, []).append(_log_row(u, r.offset))
             c = codes.get(e.episode_id)
             self.cache.note(e.episode_id, e.show_id, c)
             ts_us = max(u.ts * 1000, self._last_push_us.get(e.episode_id, 0) + 1)
@@ -98,9 +116,16 @@ class CatalogUpdater:
             t0 = loop.time()
             await asyncio.to_thread(self.writer.write, VIEW, rows)
             PUSH_LATENCY.labels(VIEW).observe(loop.time() - t0)
+        if self.event_log is not None:
+            await asyncio.to_thread(self._log, logged)
         await send_all(self.producer, dead)
         EVENTS.labels(S.CATALOG_TOPIC, "applied").inc(len(rows))
         EVENTS.labels(S.CATALOG_TOPIC, "dead_letter").inc(len(dead))
+
+    def _log(self, logged: dict[int, list[dict]]) -> None:
+        for partition, rows in logged.items():
+            offsets = [row["offset"] for row in rows]
+            self.event_log.append("catalog", rows, partition, min(offsets), max(offsets) + 1)
 
     def _upsert(self, fn, items: list[tuple[Rec, dict]], reject) -> set[str]:
         """Upsert all; on a CatalogError retry one by one and dead-letter the rows it names. Returns

@@ -41,7 +41,7 @@ class StreamSettings(BaseSettings):
     state_dir: Path | None = None  # default <data_dir>/streams/state
     log_json: bool = True
     # Chaos testing: "point:probability,..." kills the worker with SIGKILL at these points of a batch
-    # (before_commit, after_commit, after_push). Never set in production.
+    # (before_commit, after_log, after_commit, after_push). Never set in production.
     chaos: str = ""
 
     @model_validator(mode="after")
@@ -54,7 +54,7 @@ class StreamSettings(BaseSettings):
         out = {}
         for part in filter(None, (p.strip() for p in self.chaos.split(","))):
             point, _, prob = part.partition(":")
-            if point not in ("before_commit", "after_commit", "after_push"):
+            if point not in ("before_commit", "after_log", "after_commit", "after_push"):
                 raise ConfigError(f"GLIDE_STREAMS_CHAOS: unknown point {point!r}")
             out[point] = float(prob or 1.0)
         return out

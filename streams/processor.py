@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from glide.config import GlideSettings
+from glide.event_log import open_event_log
 from streams import schemas as S
 from streams.config import StreamSettings
 from streams.deadletter import DeadLetter, send_all
@@ -62,6 +63,14 @@ class _Work:
     dead: list[DeadLetter]
     pair_rows: list[Row] = field(default_factory=list)
     user_rows: list[Row] = field(default_factory=list)
+    accepted: list[dict] = field(default_factory=list)  # applied listens, as event-log rows
+
+
+def log_row(ev: S.ListenEvent, offset: int) -> dict:
+    """An applied listen as the offline event log stores it (glide/event_log.py)."""
+    return {"event_id": ev.event_id, "user_id": ev.user_id, "episode_id": ev.episode_id,
+            "show_id": ev.show_id, "listened_seconds": ev.listened_seconds, "ts": ev.ts,
+            "surface": ev.surface, "locale": ev.locale, "offset": offset}
 
 
 class ListenProcessor:
@@ -72,6 +81,7 @@ class ListenProcessor:
         self.writer, self.catalog, self.users = writer, catalog, users
         self.state_dir = cfg.state_path(glide)
         self.states: dict[int, PartitionState] = {}
+        self.event_log = open_event_log(glide)
         self.producer = producer
         self._own_producer = producer is None
         self.on_batch = on_batch
@@ -179,6 +189,10 @@ class ListenProcessor:
         for w in items:
             for _attempt in range(5):
                 try:
+                    # The log first: a crash before the state commit repeats the batch, and the
+                    # log's readers count a repeated (partition, offset) once.
+                    await asyncio.to_thread(self._log_accepted, w)
+                    self._maybe_crash("after_log")
                     w.state.commit(w.next_offset, pushed=True)
                     committed.append(w)
                     break
@@ -195,6 +209,11 @@ class ListenProcessor:
         users = [r for w in committed for r in w.user_rows]
         self._maybe_crash("after_commit")
         self._inflight = (committed, asyncio.ensure_future(asyncio.to_thread(self._push, pairs, users)), t0)
+
+    def _log_accepted(self, w: _Work) -> None:
+        if w.accepted:
+            first = min(r["offset"] for r in w.accepted)
+            self.event_log.append("listens", w.accepted, w.state.partition, first, w.next_offset)
 
     async def flush(self) -> None:
         """Wait for the batch being written online; then record it as pushed and commit its offsets."""
@@ -258,6 +277,7 @@ class ListenProcessor:
         now_ms = S.now_ms()
         max_ts = max(st.watermark, now_ms) + cfg.max_future_ms
         report, dead = BatchReport(), []
+        accepted: list[dict] = []
 
         def reject(r, reason: str, detail: str) -> None:
             dead.append(DeadLetter(TOPIC, st.partition, r.offset, r.key, r.value, reason, detail))
@@ -301,15 +321,16 @@ class ListenProcessor:
             if self._apply(st, ev, show, lambda reason, detail, r=r: reject(r, reason, detail)):
                 report.applied += 1
                 report.produced_ms.append(r.timestamp)
+                accepted.append(log_row(ev, r.offset))
 
         if st.parked:
-            self._retry_parked(st, now_ms, report, dead)
+            self._retry_parked(st, now_ms, report, dead, accepted)
         st.expire()
         next_offset = records[-1].offset + 1 if records else st.next_offset
         if not st.has_changes(next_offset) and not dead:
             return None
         st.stamp_batch()
-        w = _Work(st, records, next_offset, report, dead)
+        w = _Work(st, records, next_offset, report, dead, accepted=accepted)
         w.pair_rows, w.user_rows = st.batch_rows(cat.codes.get, cat.levels)
         return w
 
@@ -325,7 +346,8 @@ class ListenProcessor:
         st.apply_listen(ev, self.catalog.sid(ev.episode_id) is not None)
         return True
 
-    def _retry_parked(self, st: PartitionState, now_ms: int, report: BatchReport, dead: list) -> None:
+    def _retry_parked(self, st: PartitionState, now_ms: int, report: BatchReport, dead: list,
+                      accepted: list[dict]) -> None:
         cat = self.catalog
         cat.refresh(p.event.episode_id for p in st.parked.values())
         wait_ms = self.cfg.catalog_wait_s * 1000
@@ -346,6 +368,7 @@ class ListenProcessor:
             elif self._apply(st, p.event, show, reject):
                 report.applied += 1
                 report.produced_ms.append(p.produced_ms)
+                accepted.append(log_row(p.event, p.offset))
 
 
 class _Rebalance(ConsumerRebalanceListener):

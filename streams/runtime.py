@@ -9,6 +9,7 @@ import logging
 from aiokafka import AIOKafkaProducer
 
 from glide.config import GlideSettings
+from glide.event_log import open_event_log
 from streams import logs, metrics
 from streams.config import StreamSettings
 
@@ -42,7 +43,8 @@ class Runtime:
         self.producer = AIOKafkaProducer(bootstrap_servers=self.glide.bootstrap_servers(), linger_ms=5, acks=1,
                                          client_id="glide-streams-dlq")
         await self.producer.start()
-        self.catalog = CatalogUpdater(self.cfg, db, cache, OnlineWriter(self.glide), self.producer)
+        self.catalog = CatalogUpdater(self.cfg, db, cache, OnlineWriter(self.glide), self.producer,
+                                      event_log=open_event_log(self.glide))
         self.processor = ListenProcessor(self.glide, self.cfg, self.writer, cache, users,
                                          producer=self.producer, on_batch=on_batch)
         await self.processor.start()

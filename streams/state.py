@@ -84,8 +84,10 @@ class UserState:
         self.sent_levels: int | None = None
 
 
-# The fields of a parked listen that are persisted (as a JSON array, in this order) to re-apply it.
-_PARKED_FIELDS = ("event_id", "user_id", "episode_id", "show_id", "listened_seconds", "ts")
+# The fields of a parked listen that are persisted (as a JSON array, in this order) to re-apply it
+# and to log it whole when it is applied. State files from before surface and locale were kept hold
+# only the first six; those two then read back empty.
+_PARKED_FIELDS = ("event_id", "user_id", "episode_id", "show_id", "listened_seconds", "ts", "surface", "locale")
 
 
 def _dump_parked_event(ev: ListenEvent) -> bytes:
@@ -93,8 +95,8 @@ def _dump_parked_event(ev: ListenEvent) -> bytes:
 
 
 def _load_parked_event(blob: bytes) -> ListenEvent:
-    """The parked listen back; surface and locale are not kept (nothing downstream reads them)."""
-    return ListenEvent(**dict(zip(_PARKED_FIELDS, orjson.loads(blob))), surface="", locale="")
+    fields = dict(zip(_PARKED_FIELDS, orjson.loads(blob)))
+    return ListenEvent(**{"surface": "", "locale": "", **fields})
 
 
 @dataclass

@@ -10,6 +10,7 @@ import orjson
 
 from glide.catalog import CatalogDB
 from glide.config import load_settings
+from glide.event_log import ParquetEventLog
 from glide.world.generator import WorldConfig, generate_world
 from streams import schemas as S
 from streams.catalog_stream import CatalogUpdater, Rec
@@ -57,7 +58,9 @@ def test_new_episode_gets_a_live_sid(tmp_path, monkeypatch):
 
     cache = CatalogCache(db)
     producer = _Producer()
-    updater = CatalogUpdater(StreamSettings(live_sids=True, metrics_port=-1), db, cache, OnlineWriter(settings), producer)
+    event_log = ParquetEventLog(tmp_path / "event_log")
+    updater = CatalogUpdater(StreamSettings(live_sids=True, metrics_port=-1), db, cache, OnlineWriter(settings), producer,
+                             event_log=event_log)
     ts = S.to_ms(new["published_at"])
     show = world.shows.set_index("show_id").loc[new["show_id"]].to_dict() | {"show_id": new["show_id"]}
     good = orjson.dumps({"event_id": "c1", "ts": ts, "episode": episode_payload(new.to_dict(), ts),
@@ -76,3 +79,8 @@ def test_new_episode_gets_a_live_sid(tmp_path, monkeypatch):
     assert int(got["published_at"][0].timestamp()) == ts // 1000
     reasons = sorted(h["glide-dlq-reason"].decode() for _, _, h in producer.sent)
     assert reasons == [S.MALFORMED_JSON, S.UNKNOWN_SHOW]
+    # Only the accepted update reaches the offline event log, once, however often it is redelivered.
+    asyncio.run(updater.handle([Rec(good, b"k", 0, 0)]))
+    logged = event_log.read("catalog")
+    assert logged["episode_id"].tolist() == [new["episode_id"]] and logged["offset"].tolist() == [0]
+    assert logged["published_at"][0] == S.from_ms(ts) and orjson.loads(logged["show"][0])["show_id"] == new["show_id"]

@@ -22,6 +22,7 @@ from streams import schemas as S
 from streams.replay import plan, produce, push_profiles
 from tests.streams.helpers import (
     assert_features_match_oracle,
+    events_frame,
     processed_offsets,
     register_sids,
     start_worker,
@@ -75,7 +76,7 @@ def crash_run(data_dir, kills: int, users: int, rate: float, seed: int) -> None:
                 # Half of the kills at a chosen point of a batch: right after the state commit,
                 # before the rows reach the online store (the re-push path) or before the commit.
                 stop_worker(proc)
-                point = rng.choice(["after_commit", "before_commit", "after_push"])
+                point = rng.choice(["after_commit", "before_commit", "after_log", "after_push"])
                 proc = start_worker(settings, chaos=f"{point}:0.3")
                 proc.wait(120)
                 assert proc.returncode == -9, f"chaos worker ended with {proc.returncode}"
@@ -94,6 +95,7 @@ def crash_run(data_dir, kills: int, users: int, rate: float, seed: int) -> None:
 
         assert assert_features_match_oracle(open_store(settings), world.listens, sids, stats.final_ts_ms) > 100
         assert _dead_letters(status.bootstrap) == []
+        assert_log_matches(settings, world.listens)
     finally:
         stack.down(settings)
 
@@ -140,12 +142,25 @@ def test_two_workers_split_the_partitions_on_redis(cluster_settings):
         from streams.feature_store import open_store
 
         assert assert_features_match_oracle(open_store(settings), world.listens, sids, stats.final_ts_ms) > 100
+        assert_log_matches(settings, world.listens)
         owners = [_assigned(settings.data_dir / f"worker{i}.log") for i in range(2)]
         assert all(owners), f"each worker should have owned partitions at the end: {owners}"
         assert owners[0].isdisjoint(owners[1]) and owners[0] | owners[1] == {0, 1, 2, 3}
     finally:
         for w in workers:
             stop_worker(w)
+
+
+def assert_log_matches(settings, listens) -> None:
+    """The offline event log holds every produced listen exactly once, with its fields intact."""
+    from glide.event_log import open_event_log
+
+    logged = open_event_log(settings).read("listens").sort_values("event_id").reset_index(drop=True)
+    want = events_frame(listens).sort_values("event_id").reset_index(drop=True)
+    assert len(logged) == len(want) and logged["event_id"].is_unique
+    cols = ["event_id", "user_id", "episode_id", "show_id", "listened_seconds", "ts", "surface", "locale"]
+    differ = [c for c in cols if not logged[c].astype(str).equals(want[c].astype(str))]
+    assert not differ, f"logged columns differ from the produced events: {differ}"
 
 
 def _assigned(log_path) -> set[int]:
