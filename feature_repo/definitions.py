@@ -109,7 +109,13 @@ user_cf_embedding = FeatureView(
     name="user_cf_embedding",
     entities=[user],
     ttl=timedelta(days=365),
-    schema=[Field(name="cf_embedding", dtype=Array(Float32), description="Collaborative-filtering user vector.")],
+    schema=[
+        Field(name="cf_embedding", dtype=Array(Float32), description="Collaborative-filtering user vector."),
+        # A GLIDE model's projector is trained on one CF space (its manifest's cf_version); the worker
+        # serves a vector of another version with the default vector instead (streams/candidates.py).
+        Field(name="cf_version", dtype=String,
+              description="CFModel.version of the CF model that produced the vector (its content hash)."),
+    ],
     source=push_source("user_cf_embedding"),
     online=True,
     description="Long-term taste from the CF model; projected into a soft-prompt token (§4.1.2).",

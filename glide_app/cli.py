@@ -9,6 +9,7 @@ import sys
 import click
 
 from glide.config import ConfigError
+from glide.event_log import EventLogError
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
@@ -59,7 +60,7 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except ConfigError as exc:
+    except (ConfigError, EventLogError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as exc:

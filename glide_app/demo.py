@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import click
@@ -118,41 +116,6 @@ def _count_topics(bootstrap: str) -> dict[str, int]:
     return counts
 
 
-def _serve_sessions(settings: GlideSettings, users: list[str], model_dir: str) -> dict:
-    from kafka import KafkaProducer
-
-    from streams.candidate_worker import run_candidate_worker
-    from streams.feature_store import online_features
-    from streams.serving import build_service
-
-    service = build_service(settings, model_dir)
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers())
-    now = int(time.time() * 1000)
-    for i, user in enumerate(users):
-        mode = ("unfamiliar", "familiar")[i % 2]
-        producer.send("session-start", key=user.encode(), value=orjson.dumps(
-            {"event_id": uuid.uuid4().hex, "user_id": user, "ts": now, "surface": "home", "context": {"mode": mode}}))
-    producer.flush()
-
-    async def run() -> dict:
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_candidate_worker(settings, service, stop, group_id="glide-worker-demo"))
-        deadline = time.monotonic() + 300
-        got: dict = {}
-        while time.monotonic() < deadline:
-            got = online_features(service.store, service.store.get_feature_service("ranker_candidates"),
-                                  [{"user_id": u} for u in users])
-            fresh = [g is not None and g.timestamp() * 1000 >= now for g in got["generated_at"]]
-            if all(fresh):
-                break
-            await asyncio.sleep(0.5)
-        stop.set()
-        await task
-        return got
-
-    return asyncio.run(run())
-
-
 @click.command()
 @click.option("--users", type=int, default=200, show_default=True)
 @click.option("--days", type=int, default=35, show_default=True)
@@ -162,13 +125,16 @@ def _serve_sessions(settings: GlideSettings, users: list[str], model_dir: str) -
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--fresh/--keep", default=True, show_default=True,
               help="Start from an empty stack and data dir (caches of embeddings and models are kept).")
-def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | None, fresh: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line: users, online CF vectors, parity, events.")
+def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | None, fresh: bool,
+         as_json: bool) -> None:
     """Run the whole GLIDE loop on the embedded stack, explaining each step."""
     from glide import habits
     from glide.catalog import CatalogDB
     from glide_app.jobs.train import SidSettings, load_job_config, run_train_job, sids_for_catalog
     from infra import stack
     from streams.feature_store import open_store
+    from streams.progress import wait_processed
     from streams.replay import push_profiles, replay_world
 
     settings = load_settings(data_dir=data_dir)
@@ -202,8 +168,9 @@ def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | N
         user = listens["user_id"].value_counts().index[len(world.users) // 3]
         shows = listens.loc[listens["user_id"] == user, "show_id"].value_counts().index[:4].tolist()
         _wait_ready(settings, worker)
-        replay = threading.Thread(target=replay_world, args=(world, settings.bootstrap_servers()),
-                                  kwargs={"rate": 2000}, daemon=True)
+        replayed: list = []
+        replay = threading.Thread(target=lambda: replayed.append(
+            replay_world(world, settings.bootstrap_servers(), rate=2000)), daemon=True)
         end = listens["ts"].max()
         expected = habits.user_show_features(listens[listens["user_id"] == user], end)
         expected = expected.set_index("show_id").reindex(shows)["listen_seconds_28d"].fillna(0).astype(int)
@@ -228,6 +195,9 @@ def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | N
             time.sleep(1)
         console.print(table)
         console.print("(H = habitual: >= 600 s in the past 28 days)")
+        replay.join()
+        with console.status("waiting for the stream worker to process every replayed listen..."):
+            wait_processed(settings, replayed[0].end_offsets, timeout=300, procs=[worker])
         counts = _count_topics(settings.bootstrap_servers())
         console.print("records per topic: " + ", ".join(f"{t}={n}" for t, n in counts.items()))
         same = online is not None and (expected == online).all()
@@ -238,23 +208,47 @@ def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | N
         worker.terminate()
         worker.wait(timeout=30)
 
-    step(4, "train GLIDE from the feature store (grounding, instruction tuning, evaluation)")
-    job.world_dir = settings.data_dir / "world"
+    step(4, "train GLIDE from what the streams recorded (event log -> Feast offline store)")
+    from glide.event_log import open_event_log
+
+    logged = len(open_event_log(settings).read("listens"))
+    console.print(f"offline event log: {logged} listens logged of {replayed[0].listens} produced; the job reads "
+                  "only the log and the catalog DB (the world files served the replay alone)")
     record = run_train_job(settings, job, console)
 
-    step(5, "serve: session-start events -> GLIDE candidates cached in Feast")
-    sample = world.users["user_id"].iloc[:3].tolist()
-    got = _serve_sessions(settings, sample, record["export"])
+    step(5, "serve: session starts -> the GLIDE worker -> candidates cached in Feast, checked against training")
+    from glide_app.jobs.parity import check_parity
+
+    at = pd.Timestamp(replayed[0].final_ts_ms + 1, unit="ms", tz="UTC")  # just after the replayed events
+    with console.status("serving 50 session starts and rebuilding them as training/evaluation sees them..."):
+        inputs, candidates, served = check_parity(settings, record, job, at, sample=50)
     titles = db.episodes_frame().set_index("episode_id")["title"]
-    for user_id, ids, mode in zip(sample, got["candidate_episode_ids"], got["mode"]):
-        table = Table(title=f"{user_id}: top {mode} candidates from Feast (ranker_candidates)")
+    for user_id in list(served)[:2]:
+        table = Table(title=f"{user_id}: top candidates from Feast (ranker_candidates)")
         table.add_column("#")
         table.add_column("episode")
         table.add_column("title")
-        for rank, eid in enumerate((ids or [])[:5], start=1):
+        for rank, eid in enumerate(served[user_id][:5], start=1):
             table.add_row(str(rank), eid, str(titles.get(eid, ""))[:70])
         console.print(table)
+    mismatches = len(inputs.mismatches) + len(candidates.mismatches)
+    console.print(f"parity: {inputs.checked} model inputs (token ids, soft prompt, allowed SIDs) and "
+                  f"{candidates.checked} cached candidate lists compared with training/evaluation's: "
+                  f"{'[green]' if mismatches == 0 else '[red]'}{mismatches} mismatches[/]")
+    for m in (inputs.mismatches + candidates.mismatches)[:5]:
+        console.print(f"  {m}")
     console.rule("[bold green]done")
     console.print(f"{time.perf_counter() - started:.0f} s. Model {record['run']} (export {record['export']}). "
                   "The stack is still up: try `glide recommend <user_id>`, `feast ui` in feature_repo/, "
                   "or `glide stack down` / `make clean`.")
+    if as_json:
+        summary = {
+            "users": int(len(world.users)), "cf_users": record.get("cf_users"),
+            "online_cf_users": record.get("online_cf_users"),
+            "parity_checked": inputs.checked + candidates.checked, "parity_mismatches": mismatches,
+            "events_logged": logged, "events_produced": replayed[0].listens,
+            "model_version": record["run"], "promoted": bool(record.get("promoted")),
+            "glide_recall@30": record.get("glide_recall@30"), "popularity_recall@30": record.get("popularity_recall@30"),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        click.echo(orjson.dumps(summary).decode())

@@ -84,6 +84,17 @@ class CFModel:
     def dim(self) -> int:
         return self.config.factors
 
+    @property
+    def version(self) -> str:
+        """Content hash of the user vectors and their ids: the CF version a GLIDE model is trained
+        against, stamped on every vector written to the feature store, checked by the worker."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        digest.update("\n".join(self.user_ids.tolist()).encode())
+        digest.update(self.user_factors.tobytes())
+        return f"cf-{self.dim}-{digest.hexdigest()[:12]}"
+
     def user_embeddings(self) -> pd.DataFrame:
         """DataFrame[user_id, embedding (np.float32 array of length dim)]."""
         return pd.DataFrame({"user_id": self.user_ids, "embedding": list(self.user_factors)})

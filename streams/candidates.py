@@ -15,23 +15,57 @@ search, the facts known up front (the recent listens' shows and their habit stat
 trie down to the SIDs this user can be served (ServingRules.sub_trie), so the 30 beams are not
 spent on candidates that would be dropped. The state of shows outside the recent history is still
 read after generation, for the shows the beams touch, before the SIDs are resolved.
+
+The CF soft prompt: the user's `cf_embedding` is used only when its `cf_version` is the one the
+model was trained on (its manifest's) and its dimension is the projector's input dimension; a
+vector of another CF space (version mismatch), of the wrong dimension, or none at all is served with
+the model's learned default vector. Each request counts one outcome in
+`glide_worker_cf_vectors_total{outcome="ok|missing|version_mismatch|bad_dimension"}`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter as Tally
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from prometheus_client import Counter
 
 from glide.habits import unflatten_codes
 from glide_model.serving.contract import GenerationBackend, RecRequest
-from glide_model.serving.rules import MODES, RequestFacts, ServingRules
+from glide_model.serving.rules import MODES, RequestFacts, ServingRules, resolve_served, served_facts
 from glide_model.sids.collisions import CollisionTable
 from streams.feature_store import online_features, push, read_user_show_features
 from streams.schemas import SessionStart
+
+log = logging.getLogger("glide.worker")
+
+CF_VECTORS = Counter("glide_worker_cf_vectors_total", "CF vectors read for a request, by outcome (ok; missing, "
+                     "version_mismatch, bad_dimension: served with the default vector)", ["outcome"])
+CF_OUTCOMES = ("ok", "missing", "version_mismatch", "bad_dimension")
+
+
+def cf_outcome(vector, version: str | None, model_cf_version: str | None, cf_dim: int | None) -> str:
+    """Whether an online CF vector may condition the model: ``ok``, or why the default vector is
+    served instead. A model without a recorded CF version (older manifests) accepts any version."""
+    if vector is None or len(vector) == 0:
+        return "missing"
+    if model_cf_version is not None and version != model_cf_version:
+        return "version_mismatch"  # another CF space than the projector learnt: its vector means nothing
+    if cf_dim is not None and len(vector) != cf_dim:
+        return "bad_dimension"
+    return "ok"
+
+
+def backend_cf_dim(backend) -> int | None:
+    """The projector's input dimension of a backend (HFBackend: glm.d_cf; VLLMBackend: projector.d_cf)."""
+    glm = getattr(backend, "glm", None)
+    projector = getattr(glm, "projector", None) or getattr(backend, "projector", None)
+    return getattr(projector, "d_cf", None)
 
 
 @dataclass
@@ -100,7 +134,11 @@ class CandidateService:
         config: CandidateConfig | None = None,
         sid_index=None,
         published_at: Mapping[str, pd.Timestamp] | None = None,
+        cf_version: str | None = None,
+        cf_dim: int | None = None,
     ):
+        """``cf_version``: the CF version the model was trained on (its manifest's); ``cf_dim``: its
+        projector's input dimension (default: read from the backend; None skips the check)."""
         self.store = store
         self.backend = backend
         self.table = table
@@ -116,6 +154,9 @@ class CandidateService:
                                   codebook_size=None if trie is None else trie.codebook_size)
         self.published_at = self.rules.published_at
         self.eligible_decoding = self.config.eligible_decoding and trie is not None
+        self.cf_version = cf_version
+        self.cf_dim = cf_dim if cf_dim is not None else backend_cf_dim(backend)
+        self.cf_counts: Tally = Tally()  # this service's CF outcomes (CF_VECTORS counts all services)
 
     def add_episodes(self, episodes: Sequence[Mapping]) -> dict[str, tuple[int, ...]]:
         """Make new episodes recommendable now: one embedding pass, then trie and table inserts.
@@ -140,34 +181,52 @@ class CandidateService:
         """Prompt inputs per session from Feast, plus each user's recent episode ids."""
         rows = online_features(self.store, self._inputs, [{"user_id": s.user_id} for s in sessions])
         requests, recent = [], []
+        embeddings = self.cf_embeddings(rows["cf_embedding"], rows.get("cf_version") or [None] * len(sessions))
         for i, s in enumerate(sessions):
             levels = rows["sid_levels"][i] or self.table.levels
-            emb = rows["cf_embedding"][i]
             requests.append(RecRequest(
                 history_codes=unflatten_codes(rows["recent_sid_codes"][i], levels),
                 mode=session_mode(s, self.config),
                 locale=rows["locale"][i],
                 affinity_topics=list(rows["affinity_topics"][i] or []),
-                cf_embedding=np.asarray(emb, dtype=np.float32) if emb else None,
+                cf_embedding=embeddings[i],
                 user_id=s.user_id,
             ))
             recent.append(list(rows["recent_episode_ids"][i] or []))
         return requests, recent
 
-    def show_states(self, user_id: str, shows: set[str], as_of: pd.Timestamp) -> tuple[set[str], set[str]]:
-        """(habitual, ever listened) among ``shows`` at ``as_of`` (expiry-corrected, like every reader)."""
+    def cf_embeddings(self, vectors: Sequence, versions: Sequence) -> list[np.ndarray | None]:
+        """The CF vector each request is conditioned on (None: the default vector), counted by outcome."""
+        out, outcomes = [], []
+        for vector, version in zip(vectors, versions):
+            outcome = cf_outcome(vector, version, self.cf_version, self.cf_dim)
+            outcomes.append(outcome)
+            out.append(np.asarray(vector, dtype=np.float32) if outcome == "ok" else None)
+        tally = Tally(outcomes)
+        for outcome, n in tally.items():
+            CF_VECTORS.labels(outcome).inc(n)
+        self.cf_counts.update(tally)
+        if tally["version_mismatch"] or tally["bad_dimension"]:
+            seen = sorted({str(v) for v, o in zip(versions, outcomes) if o == "version_mismatch"})
+            log.warning("CF vectors served with the default vector: %d of another CF version %s (model: %s), "
+                        "%d not of dimension %s", tally["version_mismatch"], seen, self.cf_version,
+                        tally["bad_dimension"], self.cf_dim)
+        return out
+
+    def show_states(self, user_id: str, shows: frozenset[str], as_of: pd.Timestamp | None
+                    ) -> tuple[frozenset[str], frozenset[str]]:
+        """(habitual, ever listened) among ``shows`` at ``as_of`` from the online listening state
+        (expiry-corrected, like every reader): the serving rule's ShowStates."""
         if not shows:
-            return set(), set()
+            return frozenset(), frozenset()
         features = read_user_show_features(self.store, user_id, sorted(shows), as_of)
         shows_of = features["show_id"]
-        return set(shows_of[features["habitual"]]), set(shows_of[features["ever_listened"]])
+        return frozenset(shows_of[features["habitual"]]), frozenset(shows_of[features["ever_listened"]])
 
     def facts(self, session: SessionStart, request: RecRequest, consumed: list[str]) -> RequestFacts:
-        """What serving knows up front: the recent listens (episodes, their shows, those shows' habit state)."""
-        shows = {self.show_of.get(e) for e in consumed} - {None}
-        habitual, _ = self.show_states(session.user_id, shows, _as_of(session))
-        return RequestFacts.make(mode=request.mode, habitual=habitual, listened=shows, consumed=consumed,
-                                 locale=request.locale, as_of=_as_of(session))
+        """What serving knows up front (glide_model/serving/rules.served_facts, as evaluation does)."""
+        return served_facts(request.mode, session.user_id, consumed, request.locale, _as_of(session),
+                            self.show_of, self.show_states)
 
     def recommend(self, sessions: Sequence[SessionStart]) -> list[CandidateSet]:
         if not sessions:
@@ -185,9 +244,7 @@ class CandidateService:
         out = []
         for session, request, candidates, known in zip(sessions, requests, beams, facts):
             sids = [codes for codes, _ in candidates]
-            touched = {self.show_of.get(e) for codes in sids for e in self.table.episodes(codes)} - {None}
-            habitual, listened = self.show_states(session.user_id, touched - known.listened, _as_of(session))
-            resolved = self.rules.resolve(known.learn(habitual=habitual, listened=listened), sids)
+            resolved = resolve_served(self.rules, known, session.user_id, sids, self.show_states)
             picked = [(e, float(score)) for e, (_, score) in zip(resolved, candidates) if e is not None]
             picked = picked[: self.config.num_candidates]
             out.append(CandidateSet(

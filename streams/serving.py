@@ -64,4 +64,5 @@ def build_service(
     show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
     published_at = dict(zip(episodes["episode_id"], episodes["published_at"]))  # rule: published by the session
     return CandidateService(open_store(settings), gen, table, show_of, version or model_dir.name, config,
-                            sid_index=index, published_at=published_at)
+                            sid_index=index, published_at=published_at, cf_version=manifest.cf_version,
+                            cf_dim=(manifest.projector or {}).get("d_cf"))

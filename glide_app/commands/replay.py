@@ -19,8 +19,11 @@ from rich.console import Console
 @click.option("--profiles/--no-profiles", default=True, show_default=True,
               help="First write the world's users to the `user_context` view (the listen processor "
                    "dead-letters listens of users without a profile).")
+@click.option("--backfill", is_flag=True,
+              help="Write the world's history straight into the catalog DB, the profiles and the offline "
+                   "event log, as the streams would have (no broker needed): the bootstrap of `glide train`.")
 def replay(world_dir: Path | None, rate: float, limit: int | None, data_dir: str | None, sessions: bool,
-           catalog: bool, profiles: bool) -> None:
+           catalog: bool, profiles: bool, backfill: bool) -> None:
     """Replay a world's catalog updates, session starts and listens into Kafka."""
     from glide.config import load_settings
     from glide.world.generator import World
@@ -36,8 +39,17 @@ def replay(world_dir: Path | None, rate: float, limit: int | None, data_dir: str
         world = World.load(world_dir)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    bootstrap = settings.bootstrap_servers()
     console = Console(stderr=True)
+    if backfill:
+        from glide.catalog import CatalogDB
+        from glide_app.jobs.job_inputs import backfill_world
+
+        db = CatalogDB.from_settings(settings)
+        db.migrate()
+        n = backfill_world(settings, world, db)
+        console.print(f"backfilled {n:,} listens into the event log, {len(world.episodes):,} episodes into the catalog DB")
+        return
+    bootstrap = settings.bootstrap_servers()
     if profiles:
         from streams.replay import push_profiles
 

@@ -59,7 +59,9 @@ class WindowSettings:
 
 @dataclass
 class TrainJobConfig:
-    world_dir: Path | None = None  # default <data_dir>/world; generated from `world` when missing
+    # The world a bootstrap backfills into the log (tests, benchmarks, `glide replay --backfill`); the
+    # job itself reads only the event log. Default <data_dir>/world, generated from `world` when missing.
+    world_dir: Path | None = None
     world: dict[str, Any] = field(default_factory=lambda: {"users": 300, "days": 35, "seed": 0},
                                   metadata=section_schema(_world_config))  # WorldConfig fields
     sids: SidSettings = field(default_factory=SidSettings)

@@ -26,9 +26,14 @@ def feature_tables(
     quantizer_version: str,
     cf_embeddings: pd.DataFrame | None = None,
     cf_timestamp: pd.Timestamp | None = None,
+    cf_version: str | None = None,
     context_timestamp: pd.Timestamp | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """The batch rows of each view, keyed by view name (columns as in feature_repo/definitions.py)."""
+    """The batch rows of each view, keyed by view name (columns as in feature_repo/definitions.py).
+
+    ``cf_version`` (``CFModel.version``) is stamped on every CF vector ("" when not given: a vector no
+    versioned model accepts online).
+    """
     levels = len(next(iter(assignments.values()))) if assignments else 0
     start = context_timestamp if context_timestamp is not None else listens["ts"].min()
     tables: dict[str, pd.DataFrame] = {}
@@ -64,6 +69,7 @@ def feature_tables(
         "user_id": pd.Series(cf_embeddings["user_id"], dtype=object),
         "cf_embedding": pd.Series(
             [np.asarray(v, dtype=np.float32).tolist() for v in cf_embeddings["embedding"]], dtype=object),
+        "cf_version": pd.Series(cf_version or "", index=cf_embeddings.index, dtype=object),
         "event_timestamp": pd.Series(cf_timestamp, index=cf_embeddings.index, dtype="datetime64[ns, UTC]"),
     })
     return tables
@@ -109,7 +115,7 @@ def _arrow(view: str, frame: pd.DataFrame) -> pa.Table:
     for f in table.schema:
         if f.name in _LIST_TYPES:
             f = pa.field(f.name, _LIST_TYPES[f.name])
-        elif f.type == pa.null():  # empty table: ids and text columns are strings
+        elif f.type == pa.null():  # empty table: ids and text columns (user_id, cf_version) are strings
             f = pa.field(f.name, pa.string())
         fields.append(f)
     return table.cast(pa.schema(fields))

@@ -1,6 +1,8 @@
 """`glide retrain`: the periodic offline job. Train a challenger on the latest data (the same
 feature definitions the online path reads), score it and the promoted model on the same held-out
 listens, and promote the challenger only if it beats popularity and the incumbent by ``min_gain``.
+Only a promoted challenger's CF vectors are written online, just before its promotion; otherwise the
+online vectors stay the incumbent's.
 
 One pass per call (for cron / Airflow), or ``every_hours`` for a long-lived loop.
 """
@@ -39,7 +41,9 @@ def run_retrain_job(settings: GlideSettings, cfg: TrainJobConfig, console: Conso
                     min_gain: float = 0.0) -> dict[str, Any]:
     """One retraining pass; returns the challenger's run record plus the promotion decision."""
     from glide.catalog import CatalogDB
+    from glide_app.jobs.cf_publish import publish_cf_vectors
     from glide_app.jobs.evaluate import run_evaluate_job
+    from glide_model.cf import CFModel
     from glide_model.llm.checkpoint import CheckpointMismatchError
 
     console = console or Console()
@@ -47,7 +51,8 @@ def run_retrain_job(settings: GlideSettings, cfg: TrainJobConfig, console: Conso
     db.migrate()
     incumbent = db.promoted_model()
     name = f"{cfg.run_name or 'glide'}-{time.strftime('%Y%m%d-%H%M%S')}"
-    record = run_train_job(settings, replace(cfg, run_name=name, promote=False), console)
+    # Online CF vectors stay the incumbent's while the challenger trains and is scored.
+    record = run_train_job(settings, replace(cfg, run_name=name, promote=False), console, publish_cf=False)
     k = cfg.window.k
     incumbent_recall = None
     if incumbent is not None:
@@ -59,6 +64,12 @@ def run_retrain_job(settings: GlideSettings, cfg: TrainJobConfig, console: Conso
             console.print(f"[yellow]incumbent {incumbent['version']} cannot be scored on this catalog[/]: {exc}")
     decision = decide(record[f"glide_recall@{k}"], record[f"popularity_recall@{k}"], incumbent_recall, min_gain)
     if decision.promote:
+        # The challenger's CF vectors go online BEFORE the registry promotes it: a worker that (re)starts
+        # on the promoted model (streams/serving.py) would otherwise serve the new model against the
+        # incumbent's vectors, another CF space than its projector was trained on. Written first, the
+        # vectors carry the challenger's cf_version, which the incumbent's worker detects as a mismatch
+        # and serves with its default vector until it restarts on the new model (streams/candidates.py).
+        record = {**record, "online_cf_users": publish_cf_vectors(settings, CFModel.load(record["cf_model"]))}
         db.promote_model(record["run"])
     console.print(f"[bold]{'promoted' if decision.promote else 'kept'}[/] "
                   f"{record['run'] if decision.promote else (incumbent or {}).get('version', 'no model')}: "

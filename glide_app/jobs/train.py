@@ -1,6 +1,7 @@
 """`glide train --config FILE`: the offline training job, end to end.
 
-world events -> catalog DB -> Semantic IDs -> CF embeddings -> Feast offline store ->
+offline event log + catalog DB + online profiles (glide_app/jobs/job_inputs.py: what the streams
+recorded, never a world's files) -> Semantic IDs -> CF embeddings -> Feast offline store ->
 point-in-time training set (`glide_inputs` + listening state) -> grounding + instruction tuning ->
 evaluation against baselines -> merged export -> model registry.
 
@@ -37,18 +38,6 @@ from glide_app.jobs.job_config import (  # noqa: F401 - the job's config, import
     job_config_from_dict,
     load_job_config,
 )
-
-
-def _world(settings: GlideSettings, cfg: TrainJobConfig, console: Console):
-    from glide.world.generator import World, WorldConfig, generate_world
-
-    folder = cfg.world_dir or settings.data_dir / "world"
-    if (folder / "world.json").exists():
-        return World.load(folder)
-    console.print(f"[bold]world[/] none at {folder}: generating {cfg.world}")
-    world = generate_world(from_dict(WorldConfig, cfg.world, "world"))
-    world.save(folder)
-    return world
 
 
 def fit_sids(episodes: pd.DataFrame, sid: SidSettings, cache_root: Path):
@@ -117,7 +106,7 @@ def catalog_version(episodes: pd.DataFrame) -> str:
 
 @dataclass
 class JobData:
-    """What the job derives from the world before any model trains (shared by train and evaluate)."""
+    """What the job derives from the logged events before any model trains (shared by train and evaluate)."""
 
     listens: pd.DataFrame
     episodes: pd.DataFrame  # with `popularity` frozen at t_val
@@ -145,23 +134,22 @@ class JobData:
 
 def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: Console, *,
                      write_features: bool = True, quantizer_version: str | None = None) -> JobData:
-    """World -> catalog DB -> SIDs -> CF -> Feast offline store -> point-in-time examples.
+    """Event log + catalog DB -> SIDs -> CF -> Feast offline store -> point-in-time examples.
 
     ``write_features=False`` reads the offline store as a previous job left it (``glide evaluate``).
     ``quantizer_version`` pins the SIDs (a registered model's own); the store's recent-SID codes may
     come from another quantizer, so history codes are then re-read from the episode ids.
     """
+    from glide_app.jobs.job_inputs import load_job_inputs
     from glide_app.jobs.offline_features import feature_tables, write_tables
     from glide_app.jobs.training_set import historical_inputs
     from glide_model.data.examples import ExampleSamplingConfig, examples_from_features
     from glide_model.evaluation.baselines import with_popularity
     from streams.feature_store import apply_definitions, open_store
 
-    world = _world(settings, cfg, console)
-    listens, episodes = world.listens, world.episodes
-    if write_features:
-        db.upsert_shows(world.shows)
-        db.upsert_episodes(episodes)
+    store = open_store(settings)
+    inputs = load_job_inputs(settings, db, store)
+    listens, episodes = inputs.listens, inputs.episodes
     if quantizer_version is None:
         # Reading the store as a job left it must not fit (and make current) a new quantizer.
         sid_settings = cfg.sids if write_features else replace(cfg.sids, refit=False)
@@ -178,12 +166,15 @@ def prepare_job_data(settings: GlideSettings, cfg: TrainJobConfig, db, console: 
     t0, t_cf, t_val = window["t0"], window["t_cf"], window["t_val"]
     cf_model = fit_cf(listens, t_cf, cfg.cf, console)
 
+    if write_features:
+        # The collision tie-breaker the worker reads from the catalog DB: distinct listeners in the log.
+        db.upsert_episodes(with_popularity(episodes, listens))
     episodes = with_popularity(episodes, listens[listens["ts"] < t_val])  # known at training time
 
-    store = open_store(settings)
     if write_features:
-        tables = feature_tables(listens, world.users, episodes, assignments, qversion,
-                                cf_embeddings=cf_model.user_embeddings(), cf_timestamp=t_cf, context_timestamp=t0)
+        tables = feature_tables(listens, inputs.users, episodes, assignments, qversion,
+                                cf_embeddings=cf_model.user_embeddings(), cf_timestamp=t_cf,
+                                cf_version=cf_model.version, context_timestamp=t0)
         counts = write_tables(settings, tables)
         apply_definitions(store)
         console.print(f"[bold]feast[/] offline rows {counts}")
@@ -254,7 +245,8 @@ def compare_to_baselines(data: JobData, backend, name: str, k: int, console: Con
 
 
 def glide_model_config(cfg: TrainJobConfig, quantizer_version: str, catalog_version: str, *,
-                       defaults: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None):
+                       defaults: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None,
+                       cf_version: str | None = None):
     """The ``model`` section as the GlideTrainConfig to train: ``defaults`` < the section < ``overrides``;
     the SID shape is the catalog's (``sids``), never a separate model setting that could disagree; the
     final model is scored by the caller (no validation at the end of instruction tuning)."""
@@ -262,6 +254,7 @@ def glide_model_config(cfg: TrainJobConfig, quantizer_version: str, catalog_vers
 
     model_cfg = from_dict(GlideTrainConfig, {**(defaults or {}), **cfg.model, **(overrides or {})}, "model")
     model_cfg.quantizer_version, model_cfg.catalog_version = quantizer_version, catalog_version
+    model_cfg.cf_version = cf_version  # the CF space the soft prompt learns: checked online by the worker
     model_cfg.levels, model_cfg.codebook_size = cfg.sids.levels, cfg.sids.codebook_size
     model_cfg.instruct.validate_at_end = False  # the merged final model is evaluated below, faster
     return model_cfg
@@ -285,7 +278,8 @@ def _train_model(settings: GlideSettings, cfg: TrainJobConfig, data: JobData, ou
     from glide_model.llm.pipeline import train_glide
 
     model_cfg = glide_model_config(cfg, data.quantizer_version, catalog_version(data.episodes),
-                                   defaults={"out_dir": str(out_dir), "data_dir": str(settings.data_dir)})
+                                   defaults={"out_dir": str(out_dir), "data_dir": str(settings.data_dir)},
+                                   cf_version=data.cf_model.version)
     k = cfg.window.k
 
     def validate(backend, val_examples):
@@ -296,9 +290,16 @@ def _train_model(settings: GlideSettings, cfg: TrainJobConfig, data: JobData, ou
                                   validate=validate)
 
 
-def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console | None = None) -> dict[str, Any]:
-    """Run the whole job; returns the run record (also written to <out_dir>/run.json)."""
+def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console | None = None, *,
+                  publish_cf: bool = True) -> dict[str, Any]:
+    """Run the whole job; returns the run record (also written to <out_dir>/run.json).
+
+    With ``publish_cf`` the CF model's vectors go to the online store (glide_app/jobs/cf_publish.py)
+    before the model is registered, when this model is promoted or none is: the online vectors stay
+    those of a promoted incumbent this run does not replace. ``glide retrain`` passes False and
+    publishes only a promoted challenger's. The CF model is saved under <out_dir>/cf either way."""
     from glide.catalog import CatalogDB
+    from glide_app.jobs.cf_publish import publish_cf_vectors
     from glide_model.llm.checkpoint import export_merged
 
     console = console or Console()
@@ -332,10 +333,18 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
         export_dir = export_merged(result.checkpoint, out_dir / "export")
         lap("export", t)
         glide_recall, pop_recall = comparison[f"glide_recall@{k}"], comparison[f"popularity_recall@{k}"]
+        promote = cfg.promote and glide_recall > pop_recall
+        cf_dir = data.cf_model.save(out_dir / "cf")  # what `glide retrain` publishes if it promotes this run
+        online_cf_users = 0
+        if publish_cf and (promote or db.promoted_model() is None):  # before promotion: see retrain.py
+            online_cf_users = publish_cf_vectors(settings, data.cf_model)
+            console.print(f"[bold]feast[/] online CF vectors {online_cf_users} ({data.cf_model.version})")
         window = data.window
         record = {
             "run": run_name, "export": str(export_dir), "quantizer_version": data.quantizer_version,
             "catalog_version": model_cfg.catalog_version, "sids": sid_shape,
+            "cf_version": data.cf_model.version, "cf_model": str(cf_dir), "cf_users": len(data.cf_model.user_ids),
+            "online_cf_users": online_cf_users,
             "examples": {"train": len(data.train_ex), "val": len(data.val_ex)},
             "sampling": data.sampling.to_record(), "grounding": result.grounding, "stages": result.stages,
             "validations": result.validations, **comparison,
@@ -345,7 +354,7 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
         (out_dir / "run.json").write_text(json.dumps(record, indent=2, default=str))
         db.register_model(run_name, str(export_dir), {"glide_recall": glide_recall, "popularity_recall": pop_recall},
                           to_dict(cfg), (window["t0"].to_pydatetime(), window["t1"].to_pydatetime()))
-        if cfg.promote and glide_recall > pop_recall:
+        if promote:
             db.promote_model(run_name)
             record["promoted"] = True
         return record

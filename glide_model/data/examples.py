@@ -17,6 +17,8 @@ mode                "familiar" | "unfamiliar"
 history_codes       list of M-tuples, time order (newest last): last ``history_len`` episodes
                     strictly before ts (may be empty)
 history_episode_ids list[str] aligned with history_codes
+consumed_episode_ids list[str]: every recent episode the feature store held (the serving rule's
+                    "consumed", up to the streams' cap; history_* are its last ``history_len``)
 locale, country     str (None when unknown)
 affinity_topics     list[str] (empty when unknown)
 cf_embedding        np.ndarray float32, or None when the user has no CF vector
@@ -270,6 +272,7 @@ def _example_rows(sub: pd.DataFrame, ts: pd.Series, target_codes: list, mode: np
             "mode": mode,
             "history_codes": [h[0] for h in hist],
             "history_episode_ids": [h[1] for h in hist],
+            "consumed_episode_ids": [[] if _is_missing(ids) else [str(e) for e in ids] for ids in recent_ids],
             "locale": [None if _is_missing(v) else str(v) for v in column("locale")],
             "country": [None if _is_missing(v) else str(v) for v in column("country")],
             "affinity_topics": [[] if _is_missing(v) else [str(t) for t in v] for v in column("affinity_topics")],
@@ -308,6 +311,24 @@ def examples_from_features(
     out = out.drop(columns=[] if "event_id" in frame.columns else ["event_id"])
     out.attrs["sampling"] = {"config": config.to_record(), "counts": counts}
     return out
+
+
+def request_rows(
+    frame: pd.DataFrame,
+    ts: pd.Series,
+    modes: Sequence[str] | np.ndarray,
+    config: ExampleSamplingConfig | None = None,
+    cf_column: str = "cf_embedding",
+) -> pd.DataFrame:
+    """Example-contract rows for requests without a target (a session start at ``ts`` in ``modes``)
+    from `glide_inputs` feature rows: the same builder as the training examples, target columns None."""
+    config = config or ExampleSamplingConfig()
+    habits._require(frame, ["user_id", "recent_episode_ids", "recent_sid_codes"], "feature frame")
+    widths = [w for w in frame.get("sid_levels", pd.Series(dtype=object)) if not _is_missing(w)]
+    m = int(widths[0]) if widths else 0
+    sub = frame.assign(episode_id="", show_id="", surface="")
+    out = _example_rows(sub, ts, [None] * len(frame), np.asarray(modes), m, config, cf_column)
+    return out.assign(target_episode_id=None, target_show_id=None, surface=None, event_id=None)
 
 
 def build_examples(

@@ -1,6 +1,9 @@
 """GLIDE as a :class:`~glide_model.evaluation.baselines.Recommender`: beam-searched SIDs mapped to
 episodes by the serving rule (glide_model/serving/rules.py: most popular eligible episode per SID,
-§4.4.1), with the facts read from the example frame and the listens before each example.
+§4.4.1), under the facts the GLIDE worker would have (``served_facts``: consumed = the recent
+episodes the feature store held, listened shows = theirs, and the state of every show the beams
+reach, looked up at the example's time from the listens before it), so what is scored here is what
+serving would have cached.
 
 Eligibility is the serving rule: habitual shows out, the mode's show rule (the baselines' too),
 history episodes out, the user's language (``locale_rule="language"``, serving's default;
@@ -21,7 +24,7 @@ from dataclasses import replace
 import pandas as pd
 
 from glide_model.serving.contract import GenerationBackend, requests_from_examples
-from glide_model.serving.rules import ServingRules, facts_from_examples
+from glide_model.serving.rules import ListenHistoryStates, ServingRules, resolve_served, served_facts
 from glide_model.sids.collisions import CollisionTable
 
 
@@ -49,14 +52,24 @@ class GlideRecommender:
         self.table = table
         self.show_of = show_of
         self.context = context_listens
+        self.states = ListenHistoryStates(context_listens)
         self.name = name
         self.mode_aware = mode_aware
         self.published_at = self.rules.published_at
         self.eligible_decoding = eligible_decoding
         self.last_sids: list[list[tuple[int, ...]]] = []  # raw beams of the last call (prefix ceilings)
 
+    def facts(self, examples: pd.DataFrame) -> list:
+        """Per example row: the facts serving would decode and resolve it under."""
+        consumed = examples["consumed_episode_ids"] if "consumed_episode_ids" in examples.columns \
+            else examples["history_episode_ids"]
+        modes = examples["mode"] if self.mode_aware and "mode" in examples.columns else [None] * len(examples)
+        locales = examples["locale"] if "locale" in examples.columns else [None] * len(examples)
+        return [served_facts(mode, user, list(ids) if ids is not None else [], locale, ts, self.show_of, self.states)
+                for mode, user, ids, locale, ts in zip(modes, examples["user_id"], consumed, locales, examples["ts"])]
+
     def recommend(self, examples: pd.DataFrame, k: int) -> list[list[str]]:
-        facts = facts_from_examples(self.context, examples, self.mode_aware)
+        facts = self.facts(examples)
         requests = requests_from_examples(examples)
         if self.eligible_decoding:
             tries = [self.rules.sub_trie(f) for f in facts]
@@ -67,4 +80,5 @@ class GlideRecommender:
         else:
             beams = self.backend.generate(requests)
         self.last_sids = [[codes for codes, _ in cands] for cands in beams]
-        return [[e for e in self.rules.resolve(f, sids) if e is not None][:k] for f, sids in zip(facts, self.last_sids)]
+        return [[e for e in resolve_served(self.rules, f, user, sids, self.states) if e is not None][:k]
+                for f, user, sids in zip(facts, examples["user_id"], self.last_sids)]

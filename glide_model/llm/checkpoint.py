@@ -2,7 +2,7 @@
 
 A training checkpoint folder::
 
-    glide_manifest.json        base model path, prompt variant, SID shape, quantizer + catalog versions, stage/step
+    glide_manifest.json        base model path, prompt variant, SID shape, quantizer + catalog + CF versions, stage/step
     tokenizer/                 the extended tokenizer
     new_embeddings.safetensors rows of the added tokens (input; output too when untied), in the base weights
     adapter/                   PEFT adapter in training (trainable-token deltas in stage 1, LoRA after)
@@ -56,6 +56,9 @@ class Manifest:
     catalog_version: str
     max_history: int = 20
     max_text_chars: int = 300
+    # CFModel.version of the CF vectors the soft-prompt projector was trained on; the worker serves
+    # online vectors of another version with the default vector. None: unknown (older manifests).
+    cf_version: str | None = None
     projector: dict[str, int] | None = None  # SoftPromptProjector.config()
     lora: dict[str, Any] | None = None
     stage: str = "done"  # last stage reached: grounding_stage1 | grounding_stage2 | instruct | done

@@ -63,6 +63,7 @@ class GlideTrainConfig:
     codebook_size: int = 256
     quantizer_version: str = "unversioned"
     catalog_version: str = "unversioned"
+    cf_version: str | None = None  # CFModel.version of the examples' cf_embedding, recorded in the manifest
     max_history: int = 20
     max_text_chars: int = 300
     d_cf: int | None = None  # inferred from the examples' cf_embedding when None
@@ -154,6 +155,7 @@ class _Run:
             codebook_size=cfg.codebook_size,
             quantizer_version=cfg.quantizer_version,
             catalog_version=cfg.catalog_version,
+            cf_version=cfg.cf_version,
             max_history=cfg.max_history,
             max_text_chars=cfg.max_text_chars,
             lora=asdict(cfg.lora),

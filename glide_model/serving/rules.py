@@ -40,13 +40,13 @@ same meaning:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from glide.habits import shows_before
+from glide.habits import shows_before, user_show_features
 from glide_model.sids.collisions import CollisionTable, Eligibility
 from glide_model.sids.eligible import EligibleSids
 from glide_model.sids.trie import SidTrie
@@ -215,3 +215,51 @@ def constraints(context_listens: pd.DataFrame, examples: pd.DataFrame, mode_awar
                 exclude_history: bool = True) -> list[Constraint]:
     """Per example: habitual shows banned, the mode's show rule, history episodes skipped (rules 1-3)."""
     return [f.constraint for f in facts_from_examples(context_listens, examples, mode_aware, exclude_history)]
+
+
+# --- The facts procedure serving follows, for evaluation to follow too ----------------------------
+# (user_id, shows, as_of) -> (the habitual ones, the ones listened to before) among ``shows``.
+ShowStates = Callable[[str, frozenset[str], pd.Timestamp | None], tuple[frozenset[str], frozenset[str]]]
+
+
+def served_facts(mode: str | None, user_id: str, consumed: Sequence[str], locale, as_of,
+                 show_of: Mapping[str, str], states: ShowStates) -> RequestFacts:
+    """The facts a request is decoded under, as the GLIDE worker knows them up front: consumed = the
+    user's recent episodes (the `user_recent_sids` feature), listened shows = their shows, habitual =
+    those shows' 28-day state at request time. Serving reads the states from the online store,
+    evaluation from the listens before the request (:class:`ListenHistoryStates`): same procedure,
+    so the parity test can hold both to the same allowed SIDs."""
+    shows = frozenset(show_of.get(e) for e in consumed) - {None}
+    habitual, _ = states(user_id, shows, _time(as_of))
+    return RequestFacts.make(mode=mode, habitual=habitual, listened=shows, consumed=consumed, locale=locale,
+                             as_of=as_of)
+
+
+def resolve_served(rules: ServingRules, facts: RequestFacts, user_id: str, sids: Sequence[Sequence[int]],
+                   states: ShowStates) -> list[str | None]:
+    """Generated SIDs -> episodes as served: the state of every other show the beams reach is looked up
+    (habitual ones out, the mode's show rule on the ones listened to before), then resolved."""
+    touched = frozenset(rules.show_of.get(e) for codes in sids for e in rules.table.episodes(codes)) - {None}
+    habitual, listened = states(user_id, touched - facts.listened, facts.as_of)
+    return rules.resolve(facts.learn(habitual=habitual, listened=listened), sids)
+
+
+class ListenHistoryStates:
+    """:data:`ShowStates` from a listen log: the streams' own rule (glide.habits) over the listens
+    strictly before ``as_of``; what the online store holds at that instant."""
+
+    def __init__(self, listens: pd.DataFrame):
+        self._by_user = {u: part for u, part in listens.groupby("user_id", sort=False)}
+
+    def __call__(self, user_id: str, shows: frozenset[str], as_of: pd.Timestamp | None
+                 ) -> tuple[frozenset[str], frozenset[str]]:
+        part = self._by_user.get(user_id)
+        if part is None or not shows:
+            return frozenset(), frozenset()
+        part = part[part["show_id"].isin(shows)]
+        if as_of is not None:
+            part = part[part["ts"] < as_of]
+        if part.empty:
+            return frozenset(), frozenset()
+        state = user_show_features(part, as_of if as_of is not None else part["ts"].max())
+        return frozenset(state.loc[state["habitual"], "show_id"]), frozenset(state["show_id"])

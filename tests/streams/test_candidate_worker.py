@@ -69,7 +69,8 @@ def served(embedded_stack, tmp_path_factory):
     vocab = extend_vocab(model, tok, M, K)
     glm = GlideLM(model, tok, vocab, PromptBuilder(tok, vocab, GLIDE), SoftPromptProjector(8, model.config.hidden_size))
     save_checkpoint(work / "ckpt", glm, Manifest(base_model=str(work / "base"), variant="glide", levels=M,
-                                                 codebook_size=K, quantizer_version="q-worker", catalog_version="c"))
+                                                 codebook_size=K, quantizer_version="q-worker", catalog_version="c",
+                                                 cf_version="cf-worker"))
     export = export_merged(work / "ckpt", work / "export")
 
     store = open_store(settings)
@@ -81,8 +82,11 @@ def served(embedded_stack, tmp_path_factory):
     push(store, "user_recent_sids", pd.DataFrame({
         "user_id": ["u1"], "recent_episode_ids": [["e000", "e002"]],
         "recent_sid_codes": [list(codes["e000"] + codes["e002"])], "sid_levels": [M], "event_timestamp": [now]}))
+    # u1: a vector of the model's CF version; u2: one of the wrong dimension (served with the default
+    # vector, never a crash); u-unknown: none.
     push(store, "user_cf_embedding", pd.DataFrame({
-        "user_id": ["u1"], "cf_embedding": [rng.normal(size=8).astype(np.float32).tolist()], "event_timestamp": [now]}))
+        "user_id": ["u1", "u2"], "cf_embedding": [rng.normal(size=8).astype(np.float32).tolist(), [0.5] * 5],
+        "cf_version": ["cf-worker", "cf-worker"], "event_timestamp": [now, now]}))
     # Show s1 is a habit of u1: none of its episodes may be offered to u1.
     push(store, "user_show_listening_28d", pd.DataFrame({
         "user_id": ["u1"], "show_id": ["s1"], "listen_seconds_28d": [1200], "ever_listened": [True],
@@ -207,3 +211,22 @@ def test_eligibility_aware_decoding_spends_every_beam_on_servable_sids(served):
     assert {codes[e] for e in u1} == {codes[e] for e in allowed.index}
     assert set(episodes.loc[u1, "show_id"]) == {"s3"}
     assert len(u2) == K
+
+
+def test_cf_vectors_are_checked_against_the_models_version_and_dimension(served):
+    """Real Feast rows: u1's vector (model's CF version, projector dim 8) conditions the prompt; u2's
+    5-dim vector and u-unknown's missing one are served with the default vector and counted."""
+    from streams.candidates import CF_VECTORS
+    from streams.schemas import SessionStart
+
+    _, _, _, _, service = served
+    assert (service.cf_version, service.cf_dim) == ("cf-worker", 8)  # from the export's manifest
+    before = {o: CF_VECTORS.labels(o)._value.get() for o in ("ok", "missing", "bad_dimension")}
+    sessions = [SessionStart(event_id=u, user_id=u, ts=int(time.time() * 1000), surface="home", context={})
+                for u in ("u1", "u2", "u-unknown")]
+    requests, _ = service.requests(sessions)
+    assert requests[0].cf_embedding is not None and requests[0].cf_embedding.shape == (8,)
+    assert requests[1].cf_embedding is None and requests[2].cf_embedding is None
+    assert {o: CF_VECTORS.labels(o)._value.get() - v for o, v in before.items()} == {
+        "ok": 1, "missing": 1, "bad_dimension": 1}
+    assert service.backend.generate(requests)  # the wrong-dimension user is served, not an error

@@ -32,7 +32,7 @@ def _round_trip(store) -> None:
         "affinity_topics": [["science", "history"]], "event_timestamp": [ts],
     }))
     push(store, "user_cf_embedding", pd.DataFrame({
-        "user_id": ["u1"], "cf_embedding": [[0.5, -0.25, 1.0]], "event_timestamp": [ts],
+        "user_id": ["u1"], "cf_embedding": [[0.5, -0.25, 1.0]], "cf_version": ["cf-3-abc"], "event_timestamp": [ts],
     }))
     got = online_features(store, store.get_feature_service("glide_inputs"), [{"user_id": "u1"}, {"user_id": "u3"}])
     assert got["recent_episode_ids"][0] == ["e1", "e2"]
@@ -41,6 +41,7 @@ def _round_trip(store) -> None:
     assert got["affinity_topics"][0] == ["science", "history"]
     assert got["cf_embedding"][0] == pytest.approx([0.5, -0.25, 1.0])
     assert got["cf_embedding"][1] is None  # unknown user: missing, not garbage
+    assert got["cf_version"] == ["cf-3-abc", None]
 
     # A newer push replaces the value; user+show keyed view works too.
     push(store, "user_show_listening_28d", pd.DataFrame({

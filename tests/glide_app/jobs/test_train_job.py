@@ -31,8 +31,19 @@ def tiny_job_config():
 def trained(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("train")
     settings = load_settings(data_dir=str(data_dir))
-    record = run_train_job(settings, tiny_job_config(), Console(quiet=True))
+    cfg = tiny_job_config()
+    backfill(settings, cfg)
+    record = run_train_job(settings, cfg, Console(quiet=True))
     return settings, record
+
+
+def backfill(settings, cfg) -> None:
+    """The job reads only the event log and the catalog DB: fill them as the streams would have."""
+    from glide_app.jobs.job_inputs import backfill_world, saved_or_new_world
+
+    db = CatalogDB.from_settings(settings)
+    db.migrate()
+    backfill_world(settings, saved_or_new_world(settings.data_dir / "world", cfg.world), db)
 
 
 def test_job_records_every_stage_and_registers_the_model(trained):
@@ -60,6 +71,32 @@ def test_job_records_every_stage_and_registers_the_model(trained):
     run_json = json.loads((settings.data_dir / "runs" / record["run"] / "run.json").read_text())
     assert run_json["quantizer_version"] == record["quantizer_version"]
     assert (settings.data_dir / "runs" / record["run"] / "metrics.png").stat().st_size > 0
+
+
+def _online_cf(settings, users):
+    from streams.feature_store import online_features, open_store
+
+    got = online_features(open_store(settings), ["user_cf_embedding:cf_embedding", "user_cf_embedding:cf_version"],
+                          [{"user_id": u} for u in users])
+    return got["cf_embedding"], got["cf_version"]
+
+
+def test_the_job_writes_every_users_cf_vector_online_with_the_models_cf_version(trained):
+    """What the worker reads: a vector for every user CF was fitted on, of the CF version the run
+    records and the model's manifest names (worker: streams/candidates.py)."""
+    from glide_model.cf import CFModel
+    from glide_model.llm.checkpoint import Manifest
+
+    settings, record = trained
+    cf = CFModel.load(record["cf_model"])
+    assert record["cf_version"] == cf.version and record["online_cf_users"] == len(cf.user_ids) > 0
+    assert Manifest.read(record["export"]).cf_version == record["cf_version"]
+    run_json = json.loads((settings.data_dir / "runs" / record["run"] / "run.json").read_text())
+    assert (run_json["cf_version"], run_json["online_cf_users"]) == (record["cf_version"], record["online_cf_users"])
+    vectors, versions = _online_cf(settings, cf.user_ids.tolist())
+    assert set(versions) == {record["cf_version"]}
+    np.testing.assert_allclose(np.asarray(vectors, dtype=np.float32), cf.user_factors, rtol=1e-6)
+    assert (_online_cf(settings, ["nobody"])[0]) == [None]
 
 
 def test_merged_export_loads_with_plain_transformers_and_speaks_sids(trained):
@@ -106,7 +143,48 @@ def test_evaluate_names_a_missing_model(trained):
         run_evaluate_job(settings, "nope", console=Console(quiet=True))
 
 
-def test_retrain_scores_the_incumbent_on_the_challengers_listens_and_promotes_by_the_rule(trained):
+def _cf_users(record) -> list[str]:
+    from glide_model.cf import CFModel
+
+    return CFModel.load(record["cf_model"]).user_ids.tolist()
+
+
+def _spy_on_publish_and_promote(monkeypatch, settings, probe_user: str):
+    """Record, in order, the CF versions published online and the models promoted, with the CF
+    version ``probe_user`` has online at the moment of each promotion."""
+    import glide_app.jobs.cf_publish as cf_publish
+
+    calls = []
+    publish, promote = cf_publish.publish_cf_vectors, CatalogDB.promote_model
+
+    def spy_publish(settings_, cf_model, *args, **kw):
+        calls.append(("publish", cf_model.version))
+        return publish(settings_, cf_model, *args, **kw)
+
+    def spy_promote(self, version):
+        calls.append(("promote", version, _online_cf(settings, [probe_user])[1][0]))
+        return promote(self, version)
+
+    monkeypatch.setattr(cf_publish, "publish_cf_vectors", spy_publish)
+    monkeypatch.setattr(CatalogDB, "promote_model", spy_promote)
+    return calls
+
+
+def test_a_challenger_that_is_not_promoted_leaves_the_incumbents_cf_vectors_online(trained, monkeypatch):
+    from glide_app.jobs.retrain import run_retrain_job
+
+    settings, first = trained
+    CatalogDB(settings.catalog_db_url).promote_model(first["run"])
+    calls = _spy_on_publish_and_promote(monkeypatch, settings, _cf_users(first)[0])
+    cfg = tiny_job_config()
+    cfg.cf = {"seed": 1}  # another CF model: its vectors must not reach the online store
+    record = run_retrain_job(settings, cfg, Console(quiet=True), min_gain=1.0)  # recall gain > 1: never promoted
+    assert not record["promoted"] and record["cf_version"] != first["cf_version"]
+    assert calls == [] and record["online_cf_users"] == 0
+    assert set(_online_cf(settings, _cf_users(first))[1]) == {first["cf_version"]}
+
+
+def test_retrain_scores_the_incumbent_on_the_challengers_listens_and_promotes_by_the_rule(trained, monkeypatch):
     from glide_app.jobs.retrain import run_retrain_job
 
     from glide_app.jobs.train import prepare_job_data
@@ -114,6 +192,7 @@ def test_retrain_scores_the_incumbent_on_the_challengers_listens_and_promotes_by
     settings, first = trained
     db = CatalogDB(settings.catalog_db_url)
     db.promote_model(first["run"])
+    calls = _spy_on_publish_and_promote(monkeypatch, settings, _cf_users(first)[0])
     # The challenger refits SIDs with another K: the store's recent SIDs are then in its code space,
     # and scoring the incumbent must re-read history codes under the incumbent's own quantizer.
     cfg = tiny_job_config()
@@ -133,10 +212,50 @@ def test_retrain_scores_the_incumbent_on_the_challengers_listens_and_promotes_by
                for a, b in zip(pinned.val_ex["history_codes"], store_codes.val_ex["history_codes"]))
     assert 0.0 <= record["incumbent_recall@30"] <= 1.0
     assert record["promoted"] and db.promoted_model()["version"] == record["run"]
+    # The challenger's CF vectors went online once, BEFORE its promotion (the worker of the promoted
+    # model must never read another CF version's vectors).
+    assert calls == [("publish", record["cf_version"]), ("promote", record["run"], record["cf_version"])]
+    assert record["online_cf_users"] == len(_cf_users(record))
+    assert set(_online_cf(settings, _cf_users(record))[1]) == {record["cf_version"]}
     # Same window and sample as the challenger's job: the incumbent's evaluation scored the same listens.
     scored = json.loads(sorted((settings.data_dir / "runs" / first["run"]).glob("evaluate-*.json"))[-1].read_text())
     assert scored["examples"] == record["examples"]["val"]
     assert scored["glide_recall@30"] == pytest.approx(record["incumbent_recall@30"])
+
+
+def test_jobs_read_only_the_log_and_the_catalog(trained):
+    """A deployment has no world files: with the world folder gone the job builds the same examples."""
+    import shutil
+
+    from glide_app.jobs.train import prepare_job_data
+
+    settings, _ = trained
+    db = CatalogDB.from_settings(settings)
+    before = prepare_job_data(settings, tiny_job_config(), db, Console(quiet=True), write_features=False)
+    shutil.rmtree(settings.data_dir / "world")
+    after = prepare_job_data(settings, tiny_job_config(), db, Console(quiet=True), write_features=False)
+    assert len(before.train_ex) > 0
+    for a, b in ((before.train_ex, after.train_ex), (before.val_ex, after.val_ex)):
+        cols = ["user_id", "target_episode_id", "ts", "mode"]
+        assert a[cols].equals(b[cols])
+        assert a["history_episode_ids"].map(list).tolist() == b["history_episode_ids"].map(list).tolist()
+
+
+def test_an_empty_window_or_a_corrupt_log_partition_is_a_clear_error_and_promotes_nothing(tmp_path):
+    from glide.event_log import EventLogError
+
+    settings = load_settings(data_dir=str(tmp_path))
+    cfg = tiny_job_config()
+    with pytest.raises(EventLogError, match="empty training window"):
+        run_train_job(settings, cfg, Console(quiet=True))
+    cfg.world = {**cfg.world, "users": 20, "days": 14}
+    backfill(settings, cfg)
+    victim = sorted((tmp_path / "event_log" / "listens").glob("date=*/*.parquet"))[3]
+    victim.write_bytes(b"PAR1 truncated")
+    with pytest.raises(EventLogError, match=f"{victim}.*corrupt"):
+        run_train_job(settings, cfg, Console(quiet=True))
+    db = CatalogDB.from_settings(settings)
+    assert db.promoted_model() is None and [r["status"] for r in db.job_runs("train")] == ["failed", "failed"]
 
 
 @pytest.mark.parametrize(

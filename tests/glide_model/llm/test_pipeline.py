@@ -180,6 +180,19 @@ def test_version_mismatch_is_refused(trained, world):
         HFBackend.from_checkpoint(result.checkpoint, trie_of(codes), quantizer_version="q-other", catalog_version=None)
 
 
+def test_manifest_records_the_cf_version_and_old_manifests_still_load(trained, tmp_path):
+    import json
+
+    _, result = trained
+    assert Manifest.read(result.checkpoint).cf_version == "cf-test"
+    assert Manifest.read(export_merged(result.checkpoint, tmp_path / "export")).cf_version == "cf-test"
+    old = json.loads((result.checkpoint / "glide_manifest.json").read_text())
+    del old["cf_version"]  # written before manifests had it
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "glide_manifest.json").write_text(json.dumps(old))
+    assert Manifest.read(tmp_path / "old").cf_version is None
+
+
 def test_bad_inputs_get_clear_errors(world, tmp_path):
     catalog, codes, examples = world
     glm = make_glm()

@@ -59,6 +59,7 @@ def run_config(out_dir) -> GlideTrainConfig:
         codebook_size=K,
         quantizer_version="q-test",
         catalog_version="c-test",
+        cf_version="cf-test",
         progress=False,
         lora=LoraSettings(r=8, alpha=16, dropout=0.05),
         grounding=GroundingConfig(
