@@ -136,3 +136,61 @@ def test_cached_candidates_equal_the_evaluated_ones(sides):
     assert report.checked == len(pairs) >= 50
     assert sum(len(v) for v in scored.values()) > 0
     assert report.mismatches == []
+
+
+def test_retrain_on_a_running_stack_fine_tunes_gates_and_publishes_cf_first(loop):
+    """Events keep flowing while `glide retrain` reads the latest logged window: it refits CF,
+    refreshes popularity from the log, fine-tunes the promoted model, promotes (min_gain -1: any
+    challenger wins) with its CF vectors online first; a rerun is safe and leaves a registry row too."""
+    import dataclasses
+    import threading
+
+    from glide_app.jobs.retrain import run_retrain_job
+    from glide_model.cf import CFModel
+    from glide_model.llm.checkpoint import Manifest
+    from glide_model.evaluation.baselines import episode_popularity
+    from streams.feature_store import online_features, open_store
+    from streams.replay import plan, produce
+
+    settings, world, stats, record, cfg = loop
+    db = CatalogDB.from_settings(settings)
+    db.promote_model(record["run"])
+    # A week more of listening: the last week's listens again, seven days later, as new events.
+    later = world.listens[world.listens["ts"] > world.listens["ts"].max() - pd.Timedelta(days=7)].copy()
+    later["ts"] += pd.Timedelta(days=7)
+    later["event_id"] = "w2-" + later["event_id"]
+    records, more = plan(dataclasses.replace(world, listens=later), sessions=False, catalog=False, partitions=4)
+    worker = start_worker(settings, name="worker-retrain")
+    flowing = threading.Thread(target=lambda: asyncio_run(produce(records, settings.bootstrap_servers(), rate=400,
+                                                                  end_offsets=more.end_offsets)), daemon=True)
+    try:
+        flowing.start()
+        first = run_retrain_job(settings, cfg, Console(quiet=True), min_gain=-1.0)
+        flowing.join(120)
+        wait_processed(settings, more.end_offsets, timeout=180, procs=[worker])
+        again = run_retrain_job(settings, cfg, Console(quiet=True), min_gain=-1.0)
+    finally:
+        stop_worker(worker)
+    assert first["incumbent"] == record["run"] and first["fine_tuned_from"] == record["export"]
+    assert first["promoted"] and again["promoted"] and again["incumbent"] == first["run"]
+    assert again["fine_tuned_from"] == first["export"]
+    assert {record["run"], first["run"], again["run"]} <= {m["version"] for m in db.list_models()}
+    assert db.promoted_model()["version"] == again["run"]
+    # The promoted model's CF space is the one online, for every user CF was fitted on.
+    assert Manifest.read(again["export"]).cf_version == again["cf_version"]
+    store = open_store(settings)
+    users = CFModel.load(again["cf_model"]).user_ids.tolist()
+    got = online_features(store, ["user_cf_embedding:cf_version"], [{"user_id": u} for u in users])
+    assert got["cf_version"] == [again["cf_version"]] * len(users) == [again["cf_version"]] * again["online_cf_users"]
+    # The collision tie-breaker the worker reads is the distinct listeners in the log.
+    logged = open_event_log(settings).read("listens")
+    in_db = db.episodes_frame().set_index("episode_id")["popularity"]
+    assert len(logged) == len(world.listens) + len(later)
+    pop = episode_popularity(logged)
+    assert (in_db.reindex(pop.index) == pop.astype(float)).all() and (in_db.drop(pop.index) == 0).all()
+
+
+def asyncio_run(coro):
+    import asyncio
+
+    return asyncio.run(coro)

@@ -125,49 +125,53 @@ def compare_candidates(served: dict[str, list[str]], scored: dict[str, list[str]
 
 def serve_sessions(settings, service, pairs: pd.DataFrame, group_id: str, timeout_s: float = 300) -> dict[str, list[str]]:
     """Session starts for ``pairs`` through Kafka to a running GLIDE worker (streams/candidate_worker),
-    then the candidates it cached, read back from the online store as rankers read them."""
+    then the candidates it cached, read back from the online store as rankers read them. Waits until
+    the worker has answered each of these sessions on `glide-candidates` (a backlog of older sessions
+    may be served first); each is its user's last session, so the cache then holds its answer."""
     import asyncio
     import time
     import uuid
 
     import orjson
-    from kafka import KafkaProducer
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    from streams.candidate_worker import run_candidate_worker
+    from streams.candidate_worker import CANDIDATES_TOPIC, run_candidate_worker
     from streams.feature_store import online_features
 
+    wanted = {uuid.uuid4().hex: user for user in pairs["user_id"]}
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers())
-    for user, ts, mode in zip(pairs["user_id"], pairs["ts"], pairs["mode"]):
+    for (event_id, user), ts, mode in zip(wanted.items(), pairs["ts"], pairs["mode"]):
         producer.send("session-start", key=user.encode(), value=orjson.dumps(
-            {"event_id": uuid.uuid4().hex, "user_id": user, "ts": int(pd.Timestamp(ts).value // 1_000_000),
+            {"event_id": event_id, "user_id": user, "ts": int(pd.Timestamp(ts).value // 1_000_000),
              "surface": "home", "context": {"mode": mode}}))
     producer.flush()
     producer.close()
-    started_ms = int(time.time() * 1000)
-    users = pairs["user_id"].tolist()
-    store = service.store
+    answers = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False)
+    parts = [TopicPartition(CANDIDATES_TOPIC, p) for p in range(settings.topic_partitions)]
+    answers.assign(parts)
+    answers.seek_to_beginning(*parts)
 
-    async def serve() -> dict:
+    async def serve() -> None:
         stop = asyncio.Event()
         # Sessions stamped in the data's (past) time: serve them all, none is stale.
         task = asyncio.create_task(run_candidate_worker(settings, service, stop, group_id=group_id,
                                                         max_session_age_s=None))
-        got: dict = {}
-        deadline = time.monotonic() + timeout_s
+        pending, deadline = set(wanted), time.monotonic() + timeout_s
         try:
-            while time.monotonic() < deadline and not task.done():
-                got = online_features(store, store.get_feature_service("ranker_candidates"),
-                                      [{"user_id": u} for u in users])
-                if all(g is not None and g.timestamp() * 1000 >= started_ms - 1000 for g in got["generated_at"]):
-                    break
-                await asyncio.sleep(0.5)
+            while pending and time.monotonic() < deadline and not task.done():
+                batch = await asyncio.to_thread(answers.poll, 500)
+                for record in (r for recs in batch.values() for r in recs):
+                    pending.discard(orjson.loads(record.value).get("session_event_id"))
         finally:
             stop.set()
             await task
-        return got
+            answers.close()
 
-    got = asyncio.run(serve())
-    return {u: list(ids or []) for u, ids in zip(users, got.get("candidate_episode_ids", [None] * len(users)))}
+    asyncio.run(serve())
+    users = pairs["user_id"].tolist()
+    got = online_features(service.store, service.store.get_feature_service("ranker_candidates"),
+                          [{"user_id": u} for u in users])
+    return {u: list(ids or []) for u, ids in zip(users, got["candidate_episode_ids"])}
 
 
 def check_parity(settings, record: dict, cfg, at: pd.Timestamp, sample: int = 50, seed: int = 0,

@@ -52,7 +52,9 @@ def run_retrain_job(settings: GlideSettings, cfg: TrainJobConfig, console: Conso
     incumbent = db.promoted_model()
     name = f"{cfg.run_name or 'glide'}-{time.strftime('%Y%m%d-%H%M%S')}"
     # Online CF vectors stay the incumbent's while the challenger trains and is scored.
-    record = run_train_job(settings, replace(cfg, run_name=name, promote=False), console, publish_cf=False)
+    # The challenger fine-tunes the promoted model when it speaks the same SIDs (else trains fresh).
+    record = run_train_job(settings, replace(cfg, run_name=name, promote=False), console, publish_cf=False,
+                           init_from=incumbent["artifact_path"] if incumbent else None)
     k = cfg.window.k
     incumbent_recall = None
     if incumbent is not None:

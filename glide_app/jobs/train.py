@@ -272,14 +272,34 @@ def serving_backend(checkpoint: Path, assignments: dict[str, tuple[int, ...]], c
     return HFBackend(merge_for_serving(glm), trie, num_beams=k)
 
 
-def _train_model(settings: GlideSettings, cfg: TrainJobConfig, data: JobData, out_dir: Path):
-    """Ground + instruction-tune on the job's examples, validating on its held-out sample under the serving rules."""
+def warm_start(model_cfg, init_from: str | Path | None, console: Console) -> Path | None:
+    """``init_from`` when that model speaks the SIDs ``model_cfg`` trains on, else None (a fresh model:
+    after a SID refit the old model's tokens mean other episodes)."""
+    from glide_model.llm.checkpoint import Manifest
+
+    if init_from is None:
+        return None
+    theirs = Manifest.read(init_from)
+    if (theirs.levels, theirs.codebook_size, theirs.variant, theirs.quantizer_version) != (
+            model_cfg.levels, model_cfg.codebook_size, model_cfg.variant, model_cfg.quantizer_version):
+        console.print(f"[yellow]training from scratch[/]: {init_from} speaks quantizer {theirs.quantizer_version} "
+                      f"({theirs.variant}), this run {model_cfg.quantizer_version} ({model_cfg.variant})")
+        return None
+    console.print(f"[bold]model[/] fine-tuning from {init_from}")
+    return Path(init_from)
+
+
+def _train_model(settings: GlideSettings, cfg: TrainJobConfig, data: JobData, out_dir: Path,
+                 init_from: str | Path | None = None, console: Console | None = None):
+    """Ground + instruction-tune on the job's examples (or fine-tune ``init_from`` when it speaks the
+    same SIDs), validating on its held-out sample under the serving rules."""
     from glide_model.evaluation.metrics import evaluate
     from glide_model.llm.pipeline import train_glide
 
     model_cfg = glide_model_config(cfg, data.quantizer_version, catalog_version(data.episodes),
                                    defaults={"out_dir": str(out_dir), "data_dir": str(settings.data_dir)},
                                    cf_version=data.cf_model.version)
+    model_cfg.init_from = warm_start(model_cfg, init_from, console or Console(quiet=True))
     k = cfg.window.k
 
     def validate(backend, val_examples):
@@ -291,7 +311,7 @@ def _train_model(settings: GlideSettings, cfg: TrainJobConfig, data: JobData, ou
 
 
 def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console | None = None, *,
-                  publish_cf: bool = True) -> dict[str, Any]:
+                  publish_cf: bool = True, init_from: str | Path | None = None) -> dict[str, Any]:
     """Run the whole job; returns the run record (also written to <out_dir>/run.json).
 
     With ``publish_cf`` the CF model's vectors go to the online store (glide_app/jobs/cf_publish.py)
@@ -321,7 +341,7 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
         data = prepare_job_data(settings, cfg, db, console)
         t = lap("prepare_data", started)
         sid_shape = sid_structure(data.assignments, cfg.sids.codebook_size)
-        model_cfg, result = _train_model(settings, cfg, data, out_dir)
+        model_cfg, result = _train_model(settings, cfg, data, out_dir, init_from, console)
         t = lap("train_model", t)
 
         k = cfg.window.k
@@ -345,6 +365,7 @@ def run_train_job(settings: GlideSettings, cfg: TrainJobConfig, console: Console
             "catalog_version": model_cfg.catalog_version, "sids": sid_shape,
             "cf_version": data.cf_model.version, "cf_model": str(cf_dir), "cf_users": len(data.cf_model.user_ids),
             "online_cf_users": online_cf_users,
+            "fine_tuned_from": str(model_cfg.init_from) if model_cfg.init_from else None,
             "examples": {"train": len(data.train_ex), "val": len(data.val_ex)},
             "sampling": data.sampling.to_record(), "grounding": result.grounding, "stages": result.stages,
             "validations": result.validations, **comparison,

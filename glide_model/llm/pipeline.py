@@ -64,6 +64,9 @@ class GlideTrainConfig:
     quantizer_version: str = "unversioned"
     catalog_version: str = "unversioned"
     cf_version: str | None = None  # CFModel.version of the examples' cf_embedding, recorded in the manifest
+    # Fine-tune from a trained model (a merged export speaking the same SIDs, e.g. the promoted
+    # one): its SID rows, weights and soft-prompt projector are the start; grounding is skipped.
+    init_from: Path | None = None
     max_history: int = 20
     max_text_chars: int = 300
     d_cf: int | None = None  # inferred from the examples' cf_embedding when None
@@ -208,6 +211,16 @@ def _resume(resume_from: str | Path, cfg: GlideTrainConfig, device: torch.device
     return glm, base_path, start, start_step, train_state
 
 
+def _warm(cfg: GlideTrainConfig, device: torch.device):
+    """(model, base model folder) of the trained model to fine-tune; it must speak the same SIDs."""
+    glm, manifest = load_checkpoint(cfg.init_from, device=device, trainable=True)
+    if (manifest.levels, manifest.codebook_size, manifest.variant, manifest.quantizer_version) != (
+        cfg.levels, cfg.codebook_size, cfg.variant, cfg.quantizer_version
+    ):
+        raise ValueError(f"init_from {cfg.init_from} was trained with another SID shape/variant/quantizer than config")
+    return glm, Path(cfg.init_from).resolve()
+
+
 def _fresh(cfg: GlideTrainConfig, catalog_frame: pd.DataFrame, assignments: Mapping[str, Sequence[int]],
            d_cf: int | None, device: torch.device, out_dir: Path):
     """(model, base model folder, grounding data or None): a new model, its SID rows initialised per ``sid_init``."""
@@ -309,6 +322,9 @@ def train_glide(
     if resume_from is not None:
         glm, base_path, start, start_step, train_state = _resume(resume_from, cfg, device, steps)
         catalog = None
+    elif cfg.init_from is not None:
+        glm, base_path = _warm(cfg, device)
+        start, start_step, train_state, catalog = 2, 0, None, None  # grounded already: instruction tuning only
     else:
         glm, base_path, catalog = _fresh(cfg, catalog_frame, assignments, d_cf, device, out_dir)
         start, start_step, train_state = 0, 0, None
