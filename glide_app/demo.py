@@ -2,10 +2,13 @@
 
 1. stack up (tansu + Feast on SQLite/duckdb under .glide/)
 2. a synthetic podcast world; its catalog into the catalog DB; Semantic IDs for every episode
-3. the stream worker consumes a replay of the world: a listener's 28-day show totals and recent
-   SIDs change as events arrive, and end equal to the batch recomputation
-4. GLIDE is trained from the same feature definitions (Feast offline store)
-5. the GLIDE worker answers fresh session-start events with candidates cached in Feast
+3. the stream worker consumes a replay of the world's listens and catalog updates: a listener's
+   28-day show totals and recent SIDs change as events arrive, and end equal to the batch
+   recomputation; every accepted listen lands in the offline event log
+4. GLIDE is trained from what the streams recorded (event log -> Feast offline store), never from
+   the world files, and its CF vectors go to the online store
+5. the GLIDE worker answers session-start events with candidates cached in Feast, and the parity
+   check rebuilds 50 of them as training/evaluation sees them (`--json` ends with the counts)
 """
 
 from __future__ import annotations
@@ -170,7 +173,7 @@ def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | N
         _wait_ready(settings, worker)
         replayed: list = []
         replay = threading.Thread(target=lambda: replayed.append(
-            replay_world(world, settings.bootstrap_servers(), rate=2000)), daemon=True)
+            replay_world(world, settings.bootstrap_servers(), rate=2000, sessions=False)), daemon=True)
         end = listens["ts"].max()
         expected = habits.user_show_features(listens[listens["user_id"] == user], end)
         expected = expected.set_index("show_id").reindex(shows)["listen_seconds_28d"].fillna(0).astype(int)

@@ -22,8 +22,11 @@ from rich.console import Console
 @click.option("--backfill", is_flag=True,
               help="Write the world's history straight into the catalog DB, the profiles and the offline "
                    "event log, as the streams would have (no broker needed): the bootstrap of `glide train`.")
+@click.option("--config", "job_config", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="With --backfill and no world in the folder: generate the world this train config's "
+                   "`world` section describes.")
 def replay(world_dir: Path | None, rate: float, limit: int | None, data_dir: str | None, sessions: bool,
-           catalog: bool, profiles: bool, backfill: bool) -> None:
+           catalog: bool, profiles: bool, backfill: bool, job_config: Path | None) -> None:
     """Replay a world's catalog updates, session starts and listens into Kafka."""
     from glide.config import load_settings
     from glide.world.generator import World
@@ -35,6 +38,11 @@ def replay(world_dir: Path | None, rate: float, limit: int | None, data_dir: str
         raise click.BadParameter("must be >= 1", param_hint="--limit")
     settings = load_settings(data_dir=data_dir)
     world_dir = world_dir or settings.data_dir / "world"
+    if backfill and job_config is not None and not (world_dir / "world.json").exists():
+        from glide_app.jobs.job_inputs import saved_or_new_world
+        from glide_app.jobs.train import load_job_config
+
+        saved_or_new_world(world_dir, load_job_config(job_config).world)
     try:
         world = World.load(world_dir)
     except (ValueError, FileNotFoundError) as exc:
