@@ -119,6 +119,132 @@ def _count_topics(bootstrap: str) -> dict[str, int]:
     return counts
 
 
+def _stack(settings: GlideSettings, fresh: bool) -> None:
+    from infra import stack
+
+    if fresh:
+        _reset(settings)
+    status = stack.up(settings)
+    console.print(f"broker {status.bootstrap}; topics {', '.join(t for t in status.topics if not t.startswith('_'))}; "
+                  f"feature views {len(status.feature_views)}")
+
+
+def _catalog_and_sids(settings: GlideSettings, world, train_config: Path):
+    """The world's catalog into the catalog DB, its Semantic IDs, the listeners' profiles online."""
+    from glide.catalog import CatalogDB
+    from glide_app.jobs.train import load_job_config, sids_for_catalog
+    from streams.replay import push_profiles
+
+    console.print(f"{len(world.shows)} shows, {len(world.episodes)} episodes, {len(world.users)} listeners, "
+                  f"{len(world.sessions)} sessions, {len(world.listens)} listens over {world.config.days} days")
+    db = CatalogDB.from_settings(settings)
+    db.migrate()
+    db.upsert_shows(world.shows)
+    db.upsert_episodes(world.episodes)
+    job = load_job_config(train_config)
+    qversion, assignments = sids_for_catalog(settings, db, world.episodes, job.sids, console)
+    console.print(f"SIDs of quantizer {qversion}: {len(set(assignments.values()))} distinct for {len(assignments)} episodes")
+    push_profiles(settings, world.users, world.listens["ts"].min())
+    return db, job
+
+
+def _watch_listener(store, world, replay: threading.Thread) -> tuple[str, pd.Series, pd.Series | None]:
+    """One listener's 28-day totals as the replay streams in: (user, batch totals, online totals)."""
+    from glide import habits
+
+    listens = world.listens
+    user = listens["user_id"].value_counts().index[len(world.users) // 3]
+    shows = listens.loc[listens["user_id"] == user, "show_id"].value_counts().index[:4].tolist()
+    expected = habits.user_show_features(listens[listens["user_id"] == user], listens["ts"].max())
+    expected = expected.set_index("show_id").reindex(shows)["listen_seconds_28d"].fillna(0).astype(int)
+    table = Table(title=f"listener {user}: 28-day seconds per show as events replay (event time)")
+    table.add_column("wall s")
+    for s in shows:
+        table.add_column(s)
+    table.add_column("recent episodes")
+    replay.start()
+    t0, last, online = time.perf_counter(), None, None
+    while time.perf_counter() - t0 < 240:
+        feats = _user_features(store, user, shows)
+        online = pd.to_numeric(feats.set_index("show_id")["seconds_28d"]).fillna(0).astype(int)
+        cells = [f"{0 if pd.isna(v) else int(v)}{'' if pd.isna(h) or not h else ' H'}"  # None/NaN: no row yet
+                 for v, h in zip(feats["seconds_28d"], feats["habitual"])]
+        row = (*cells, str(len(_recent(store, user))))
+        if row != last:
+            table.add_row(f"{time.perf_counter() - t0:.0f}", *row)
+            last = row
+        if not replay.is_alive() and (online == expected).all():
+            break
+        time.sleep(1)
+    console.print(table)
+    console.print("(H = habitual: >= 600 s in the past 28 days)")
+    return user, expected, online
+
+
+def _stream_replay(settings: GlideSettings, world):
+    """The world's listens and catalog updates through Kafka into the stream worker; its ReplayStats.
+    Session starts are not replayed: step 5 sends its own, which a backlog would queue behind."""
+    from streams.feature_store import open_store
+    from streams.progress import wait_processed
+    from streams.replay import replay_world
+
+    worker = _start_stream_worker(settings)
+    try:
+        _wait_ready(settings, worker)
+        replayed: list = []
+        replay = threading.Thread(target=lambda: replayed.append(
+            replay_world(world, settings.bootstrap_servers(), rate=2000, sessions=False)), daemon=True)
+        user, expected, online = _watch_listener(open_store(settings), world, replay)
+        replay.join()
+        with console.status("waiting for the stream worker to process every replayed listen..."):
+            wait_processed(settings, replayed[0].end_offsets, timeout=300, procs=[worker])
+        counts = _count_topics(settings.bootstrap_servers())
+        console.print("records per topic: " + ", ".join(f"{t}={n}" for t, n in counts.items()))
+        same = online is not None and (expected == online).all()
+        console.print(f"online features == batch recomputation for {user}: "
+                      f"{'[green]yes' if same else '[red]no'}[/] (online {online.to_dict()}, "
+                      f"batch {expected.to_dict()})")
+        return replayed[0]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def _train_from_log(settings: GlideSettings, job, replayed) -> tuple[int, dict]:
+    from glide.event_log import open_event_log
+    from glide_app.jobs.train import run_train_job
+
+    logged = len(open_event_log(settings).read("listens"))
+    console.print(f"offline event log: {logged} listens logged of {replayed.listens} produced; the job reads "
+                  "only the log and the catalog DB (the world files served the replay alone)")
+    return logged, run_train_job(settings, job, console)
+
+
+def _serve_and_check(settings: GlideSettings, record: dict, job, replayed, db):
+    """50 session starts through the GLIDE worker, compared with training/evaluation (parity)."""
+    from glide_app.jobs.parity import check_parity
+
+    at = pd.Timestamp(replayed.final_ts_ms + 1, unit="ms", tz="UTC")  # just after the replayed events
+    with console.status("serving 50 session starts and rebuilding them as training/evaluation sees them..."):
+        inputs, candidates, served = check_parity(settings, record, job, at, sample=50)
+    titles = db.episodes_frame().set_index("episode_id")["title"]
+    for user_id in list(served)[:2]:
+        table = Table(title=f"{user_id}: top candidates from Feast (ranker_candidates)")
+        table.add_column("#")
+        table.add_column("episode")
+        table.add_column("title")
+        for rank, eid in enumerate(served[user_id][:5], start=1):
+            table.add_row(str(rank), eid, str(titles.get(eid, ""))[:70])
+        console.print(table)
+    found = inputs.mismatches + candidates.mismatches
+    console.print(f"parity: {inputs.checked} model inputs (token ids, soft prompt, allowed SIDs) and "
+                  f"{candidates.checked} cached candidate lists compared with training/evaluation's: "
+                  f"{'[green]' if not found else '[red]'}{len(found)} mismatches[/]")
+    for m in found[:5]:
+        console.print(f"  {m}")
+    return inputs.checked + candidates.checked, len(found)
+
+
 @click.command()
 @click.option("--users", type=int, default=200, show_default=True)
 @click.option("--days", type=int, default=35, show_default=True)
@@ -132,126 +258,30 @@ def _count_topics(bootstrap: str) -> dict[str, int]:
 def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | None, fresh: bool,
          as_json: bool) -> None:
     """Run the whole GLIDE loop on the embedded stack, explaining each step."""
-    from glide import habits
-    from glide.catalog import CatalogDB
-    from glide_app.jobs.train import SidSettings, load_job_config, run_train_job, sids_for_catalog
-    from infra import stack
-    from streams.feature_store import open_store
-    from streams.progress import wait_processed
-    from streams.replay import push_profiles, replay_world
-
     settings = load_settings(data_dir=data_dir)
     started = time.perf_counter()
-
     step(1, "stack: Kafka-protocol broker + Feast")
-    if fresh:
-        _reset(settings)
-    status = stack.up(settings)
-    console.print(f"broker {status.bootstrap}; topics {', '.join(t for t in status.topics if not t.startswith('_'))}; "
-                  f"feature views {len(status.feature_views)}")
-
+    _stack(settings, fresh)
     step(2, "a synthetic podcast world, its catalog and Semantic IDs")
     world = _world(settings, users, days, seed)
-    console.print(f"{len(world.shows)} shows, {len(world.episodes)} episodes, {len(world.users)} listeners, "
-                  f"{len(world.sessions)} sessions, {len(world.listens)} listens over {days} days")
-    db = CatalogDB.from_settings(settings)
-    db.migrate()
-    db.upsert_shows(world.shows)
-    db.upsert_episodes(world.episodes)
-    job = load_job_config(train_config)
-    qversion, assignments = sids_for_catalog(settings, db, world.episodes, job.sids, console)
-    console.print(f"SIDs of quantizer {qversion}: {len(set(assignments.values()))} distinct for {len(assignments)} episodes")
-    push_profiles(settings, world.users, world.listens["ts"].min())
-
-    step(3, "streams: replay the world through Kafka into the online store")
-    worker = _start_stream_worker(settings)
-    store = open_store(settings)
-    try:
-        listens = world.listens
-        user = listens["user_id"].value_counts().index[len(world.users) // 3]
-        shows = listens.loc[listens["user_id"] == user, "show_id"].value_counts().index[:4].tolist()
-        _wait_ready(settings, worker)
-        replayed: list = []
-        replay = threading.Thread(target=lambda: replayed.append(
-            replay_world(world, settings.bootstrap_servers(), rate=2000, sessions=False)), daemon=True)
-        end = listens["ts"].max()
-        expected = habits.user_show_features(listens[listens["user_id"] == user], end)
-        expected = expected.set_index("show_id").reindex(shows)["listen_seconds_28d"].fillna(0).astype(int)
-        table = Table(title=f"listener {user}: 28-day seconds per show as events replay (event time)")
-        table.add_column("wall s")
-        for s in shows:
-            table.add_column(s)
-        table.add_column("recent episodes")
-        replay.start()
-        t0, last, online = time.perf_counter(), None, None
-        while time.perf_counter() - t0 < 240:
-            feats = _user_features(store, user, shows)
-            online = pd.to_numeric(feats.set_index("show_id")["seconds_28d"]).fillna(0).astype(int)
-            cells = [f"{0 if pd.isna(v) else int(v)}{'' if pd.isna(h) or not h else ' H'}"  # None/NaN: no row yet
-                     for v, h in zip(feats["seconds_28d"], feats["habitual"])]
-            row = (*cells, str(len(_recent(store, user))))
-            if row != last:
-                table.add_row(f"{time.perf_counter() - t0:.0f}", *row)
-                last = row
-            if not replay.is_alive() and (online == expected).all():
-                break
-            time.sleep(1)
-        console.print(table)
-        console.print("(H = habitual: >= 600 s in the past 28 days)")
-        replay.join()
-        with console.status("waiting for the stream worker to process every replayed listen..."):
-            wait_processed(settings, replayed[0].end_offsets, timeout=300, procs=[worker])
-        counts = _count_topics(settings.bootstrap_servers())
-        console.print("records per topic: " + ", ".join(f"{t}={n}" for t, n in counts.items()))
-        same = online is not None and (expected == online).all()
-        console.print(f"online features == batch recomputation for {user}: "
-                      f"{'[green]yes' if same else '[red]no'}[/] (online {online.to_dict()}, "
-                      f"batch {expected.to_dict()})")
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-
+    db, job = _catalog_and_sids(settings, world, train_config)
+    step(3, "streams: replay the world through Kafka into the online store and the event log")
+    replayed = _stream_replay(settings, world)
     step(4, "train GLIDE from what the streams recorded (event log -> Feast offline store)")
-    from glide.event_log import open_event_log
-
-    logged = len(open_event_log(settings).read("listens"))
-    console.print(f"offline event log: {logged} listens logged of {replayed[0].listens} produced; the job reads "
-                  "only the log and the catalog DB (the world files served the replay alone)")
-    record = run_train_job(settings, job, console)
-
+    logged, record = _train_from_log(settings, job, replayed)
     step(5, "serve: session starts -> the GLIDE worker -> candidates cached in Feast, checked against training")
-    from glide_app.jobs.parity import check_parity
-
-    at = pd.Timestamp(replayed[0].final_ts_ms + 1, unit="ms", tz="UTC")  # just after the replayed events
-    with console.status("serving 50 session starts and rebuilding them as training/evaluation sees them..."):
-        inputs, candidates, served = check_parity(settings, record, job, at, sample=50)
-    titles = db.episodes_frame().set_index("episode_id")["title"]
-    for user_id in list(served)[:2]:
-        table = Table(title=f"{user_id}: top candidates from Feast (ranker_candidates)")
-        table.add_column("#")
-        table.add_column("episode")
-        table.add_column("title")
-        for rank, eid in enumerate(served[user_id][:5], start=1):
-            table.add_row(str(rank), eid, str(titles.get(eid, ""))[:70])
-        console.print(table)
-    mismatches = len(inputs.mismatches) + len(candidates.mismatches)
-    console.print(f"parity: {inputs.checked} model inputs (token ids, soft prompt, allowed SIDs) and "
-                  f"{candidates.checked} cached candidate lists compared with training/evaluation's: "
-                  f"{'[green]' if mismatches == 0 else '[red]'}{mismatches} mismatches[/]")
-    for m in (inputs.mismatches + candidates.mismatches)[:5]:
-        console.print(f"  {m}")
+    checked, mismatches = _serve_and_check(settings, record, job, replayed, db)
     console.rule("[bold green]done")
     console.print(f"{time.perf_counter() - started:.0f} s. Model {record['run']} (export {record['export']}). "
                   "The stack is still up: try `glide recommend <user_id>`, `feast ui` in feature_repo/, "
                   "or `glide stack down` / `make clean`.")
     if as_json:
-        summary = {
+        click.echo(orjson.dumps({
             "users": int(len(world.users)), "cf_users": record.get("cf_users"),
             "online_cf_users": record.get("online_cf_users"),
-            "parity_checked": inputs.checked + candidates.checked, "parity_mismatches": mismatches,
-            "events_logged": logged, "events_produced": replayed[0].listens,
+            "parity_checked": checked, "parity_mismatches": mismatches,
+            "events_logged": logged, "events_produced": replayed.listens,
             "model_version": record["run"], "promoted": bool(record.get("promoted")),
             "glide_recall@30": record.get("glide_recall@30"), "popularity_recall@30": record.get("popularity_recall@30"),
             "seconds": round(time.perf_counter() - started, 1),
-        }
-        click.echo(orjson.dumps(summary).decode())
+        }).decode())

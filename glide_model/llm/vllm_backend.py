@@ -97,6 +97,27 @@ def _check_cpu_head_dim(model_dir: Path) -> None:
         )
 
 
+def _servable_manifest(export_dir: Path, trie: SidTrie, quantizer_version: str | None,
+                       catalog_version: str | None, allow_catalog_update: bool):
+    """The export's manifest, checked: a merged export, of this catalog, speaking the trie's SIDs."""
+    from glide_model.llm.checkpoint import CheckpointError, Manifest, check_compatible
+
+    manifest = Manifest.read(export_dir)
+    if not manifest.merged:
+        raise CheckpointError(
+            f"{export_dir} is a training checkpoint; vLLM serves merged exports: "
+            "run glide_model.llm.checkpoint.export_merged(checkpoint, out_dir) and serve out_dir"
+        )
+    check_compatible(manifest, quantizer_version=quantizer_version, catalog_version=catalog_version,
+                     allow_catalog_update=allow_catalog_update)
+    if (trie.levels, trie.codebook_size) != (manifest.levels, manifest.codebook_size):
+        raise ValueError(
+            f"catalog trie is {trie.levels}x{trie.codebook_size} but the model speaks "
+            f"{manifest.levels}x{manifest.codebook_size} SIDs: serve the catalog built with the model's quantizer"
+        )
+    return manifest
+
+
 class VLLMBackend:
     """GenerationBackend on vLLM for a merged export folder; one engine per instance (``close()`` it).
 
@@ -120,12 +141,6 @@ class VLLMBackend:
         allow_catalog_update: bool = False,
         **llm_kwargs: Any,
     ):
-        from transformers import AutoTokenizer
-
-        from glide_model.llm.checkpoint import CheckpointError, Manifest, check_compatible
-        from glide_model.llm.prompt import PromptBuilder, PromptVariant
-        from glide_model.llm.vocab import SidVocab
-
         vllm = _import_vllm()  # fail first, with the fix, in an environment without vLLM
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -135,25 +150,33 @@ class VLLMBackend:
             raise ValueError("num_return cannot exceed num_beams")
         self.method = method
         self.export_dir = Path(export_dir)
-        manifest = Manifest.read(self.export_dir)
-        if not manifest.merged:
-            raise CheckpointError(
-                f"{self.export_dir} is a training checkpoint; vLLM serves merged exports: "
-                "run glide_model.llm.checkpoint.export_merged(checkpoint, out_dir) and serve out_dir"
-            )
-        check_compatible(
-            manifest,
-            quantizer_version=quantizer_version,
-            catalog_version=catalog_version,
-            allow_catalog_update=allow_catalog_update,
-        )
-        if (trie.levels, trie.codebook_size) != (manifest.levels, manifest.codebook_size):
-            raise ValueError(
-                f"catalog trie is {trie.levels}x{trie.codebook_size} but the model speaks "
-                f"{manifest.levels}x{manifest.codebook_size} SIDs: serve the catalog built with the model's quantizer"
-            )
-        self.manifest = manifest
+        self.manifest = _servable_manifest(self.export_dir, trie, quantizer_version, catalog_version,
+                                           allow_catalog_update)
         self.trie = trie
+        self._load_prompts()
+        _check_cpu_head_dim(self.export_dir)
+        self._vllm = vllm
+        tmp = tempfile.TemporaryDirectory(prefix="glide-vllm-")
+        self._tmp: tempfile.TemporaryDirectory[str] | None = tmp
+        snap = Path(tmp.name) / "trie.pkl"
+        with open(snap, "wb") as f:
+            pickle.dump({"trie": trie, "sid_ids": self.vocab.sid_ids}, f)
+        self._snapshot_size = len(trie)
+        self._children: dict[tuple[int, ...], np.ndarray] = {}
+        self._children_size = len(trie)
+        kwargs = self._engine_kwargs(dtype, seed, num_beams, snap, llm_kwargs)
+        model_dir = self._stage_model_dir(Path(tmp.name) / "model")
+        self.llm = vllm.LLM(model=str(model_dir), tokenizer=str(model_dir), **kwargs)
+        self.last_run: dict[str, Any] = {}  # path taken ("builtin" | "loop") and seconds of the last generate
+
+    def _load_prompts(self) -> None:
+        """The export's tokenizer, SID vocabulary, prompt builder and soft-prompt projector."""
+        from transformers import AutoTokenizer
+
+        from glide_model.llm.prompt import PromptBuilder, PromptVariant
+        from glide_model.llm.vocab import SidVocab
+
+        manifest = self.manifest
         self.tokenizer = AutoTokenizer.from_pretrained(self.export_dir, local_files_only=True)
         self.vocab = SidVocab.from_tokenizer(self.tokenizer, manifest.levels, manifest.codebook_size)
         self.prompts = PromptBuilder(
@@ -166,22 +189,14 @@ class VLLMBackend:
         self.projector = self._load_projector() if self.prompts.variant.soft_prompt else None
         self._code_of = self.vocab.code_lookup().numpy()
 
-        _check_cpu_head_dim(self.export_dir)
-        self._vllm = vllm
-        tmp = tempfile.TemporaryDirectory(prefix="glide-vllm-")
-        self._tmp: tempfile.TemporaryDirectory[str] | None = tmp
-        snap = Path(tmp.name) / "trie.pkl"
-        with open(snap, "wb") as f:
-            pickle.dump({"trie": trie, "sid_ids": self.vocab.sid_ids}, f)
-        self._snapshot_size = len(trie)
-        self._children: dict[tuple[int, ...], np.ndarray] = {}
-        self._children_size = len(trie)
+    def _engine_kwargs(self, dtype: str, seed: int, num_beams: int, snap: Path, llm_kwargs: dict) -> dict:
+        """vllm.LLM arguments: our trie logits processor, enough logprobs for beam search, prompt embeds."""
         if _on_cpu():
             # vLLM caches prefixes in whole blocks only, and every beam of every step is resubmitted
             # as prompt + its tokens: with the CPU default of 128-token blocks a ~110-token prompt
             # is never cached and is recomputed for each beam (SmolLM2: 23 s vs 3.6 s per request).
             llm_kwargs.setdefault("block_size", 32)  # the smallest size CPU attention supports
-        kwargs = {
+        return {
             "dtype": dtype,
             "seed": seed,
             # beam_search asks for 2 * beam_width logprobs per step
@@ -192,9 +207,6 @@ class VLLMBackend:
             "additional_config": {TRIE_CONFIG_KEY: str(snap)},
             **llm_kwargs,
         }
-        model_dir = self._stage_model_dir(Path(tmp.name) / "model")
-        self.llm = vllm.LLM(model=str(model_dir), tokenizer=str(model_dir), **kwargs)
-        self.last_run: dict[str, Any] = {}  # path taken ("builtin" | "loop") and seconds of the last generate
 
     def _stage_model_dir(self, target: Path) -> Path:
         """The export as vLLM should see it: links to every file but the projector's weights.
