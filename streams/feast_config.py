@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from glide.config import ConfigError, GlideSettings
+from glide.config import ConfigError, GlideSettings, sql_identifier
+from glide.secrets import mask_url
 
 FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
 
@@ -24,7 +25,7 @@ def _redis_connection_string(url: str) -> str:
     """redis://host:port/db -> Feast's "host:port,db=N" form."""
     parsed = urlparse(url)
     if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
-        raise ConfigError(f"GLIDE_REDIS_URL must look like redis://host:port/db, got {url!r}")
+        raise ConfigError(f"GLIDE_REDIS_URL must look like redis://host:port/db, got {mask_url(url)!r}")
     parts = [f"{parsed.hostname}:{parsed.port or 6379}"]
     db = parsed.path.strip("/")
     if db:
@@ -53,7 +54,8 @@ def _postgres_offline_config(settings: GlideSettings) -> dict:
 
 def repo_config_dict(settings: GlideSettings, project: str | None = None) -> dict:
     """The feature_store.yaml content for ``settings`` as a dict."""
-    project = project or os.environ.get("GLIDE_FEAST_PROJECT", "glide")
+    # The project prefixes Feast's online table names (SQL identifiers): only a safe identifier passes.
+    project = sql_identifier(project or os.environ.get("GLIDE_FEAST_PROJECT", "glide"), "GLIDE_FEAST_PROJECT")
     if settings.profile == "cluster":
         registry_path = settings.postgres_url
         online = {"type": "redis", "connection_string": _redis_connection_string(settings.redis_url)}

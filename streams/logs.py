@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line for the `glide` loggers (GLIDE_STREAMS_LOG_JSON)."""
+"""Structured logs: one JSON object per line for the `glide` loggers (GLIDE_STREAMS_LOG_JSON).
+Every line, JSON or plain, passes through glide.secrets.mask_secrets: no credential reaches a log."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from datetime import datetime, timezone
 
 import orjson
+
+from glide.secrets import mask_secrets
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
@@ -24,7 +27,12 @@ class JsonFormatter(logging.Formatter):
                 out[k] = v
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
+        return mask_secrets(orjson.dumps(out, default=str).decode())
+
+
+class PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
 
 
 def configure(json: bool = True, level: int | str = logging.INFO) -> None:
@@ -36,7 +44,7 @@ def configure(json: bool = True, level: int | str = logging.INFO) -> None:
     # sys.__stderr__: faust's worker replaces sys.stderr with a proxy that re-logs every line.
     handler = logging.StreamHandler(sys.__stderr__ or sys.stderr)
     handler._glide = True  # type: ignore[attr-defined]
-    handler.setFormatter(JsonFormatter() if json else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if json else PlainFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -22,6 +23,27 @@ BATCH_SECONDS = Histogram("glide_stream_batch_seconds", "Wall time of one proces
 PARKED = Gauge("glide_stream_parked", "Listens waiting for their episode to reach the catalog", ["partition"])
 
 
+def _unavailable(host: str, port: int, exc: OSError):
+    from glide.config import ConfigError
+
+    return ConfigError(f"metrics port {host}:{port} is unavailable ({exc.strerror or exc}): give each worker on a "
+                       "host its own GLIDE_STREAMS_METRICS_PORT (0 = any free port, -1 = off)")
+
+
+def check_available(host: str, port: int) -> None:
+    """Before a worker starts: the ConfigError `serve` would raise later (inside the running worker) if
+    ``host:port`` cannot be bound now. Port 0 (any free one) and < 0 (off) always pass."""
+    if port <= 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP server does
+            s.bind(infos[0][4])
+    except OSError as exc:
+        raise _unavailable(host, port, exc) from None
+
+
 def serve(host: str, port: int) -> int | None:
     """Start the /metrics endpoint in a daemon thread; returns the bound port (None when port < 0)."""
     if port < 0:
@@ -29,10 +51,7 @@ def serve(host: str, port: int) -> int | None:
     try:
         server, _thread = start_http_server(port, addr=host)
     except OSError as exc:
-        from glide.config import ConfigError
-
-        raise ConfigError(f"metrics port {host}:{port} is unavailable ({exc.strerror}): give each worker on a "
-                          "host its own GLIDE_STREAMS_METRICS_PORT (0 = any free port, -1 = off)") from None
+        raise _unavailable(host, port, exc) from None
     bound = server.server_port
     log.info("metrics endpoint up", extra={"url": f"http://{host}:{bound}/metrics"})
     return bound

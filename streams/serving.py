@@ -19,7 +19,7 @@ def build_service(
     config: CandidateConfig | None = None,
 ) -> CandidateService:
     from glide.catalog import CatalogDB
-    from glide_model.llm.checkpoint import Manifest, check_compatible, load_checkpoint
+    from glide_model.llm.checkpoint import CheckpointError, Manifest, check_compatible, load_checkpoint
     from glide_model.sids.collisions import CollisionTable
     from glide_model.sids.encoder import TextEncoder
     from glide_model.sids.live import SidIndex
@@ -35,7 +35,12 @@ def build_service(
             raise ConfigError("no promoted model in the registry: run `glide train` (or pass --model DIR)")
         model_dir, version = promoted["artifact_path"], promoted["version"]
     model_dir = Path(model_dir)
-    manifest = Manifest.read(model_dir)
+    try:
+        manifest = Manifest.read(model_dir)
+    except (CheckpointError, OSError, ValueError, TypeError) as exc:  # missing, unreadable or malformed
+        where = "--model" if version is None else f"the promoted model {version!r}"
+        raise ConfigError(f"{where} folder {model_dir} is not a usable GLIDE model export ({exc}): pass a "
+                          "folder written by `glide train` (with glide_manifest.json), or promote one") from None
     assignments = db.sid_assignments(manifest.quantizer_version)
     if not assignments:
         raise ConfigError(f"the catalog DB has no SIDs of quantizer {manifest.quantizer_version!r}, which the "

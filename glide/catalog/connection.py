@@ -22,16 +22,14 @@ from sqlalchemy.orm import sessionmaker
 from glide.catalog import migrate as _migrate
 from glide.catalog import schema as t
 from glide.catalog.errors import CatalogError
+from glide.secrets import mask_secrets, mask_url
 
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # fullmatch: "$" would let a final newline through
 
 
 def masked_url(url: str | sa.URL) -> str:
-    """The URL with its password hidden, safe for error messages and logs."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
+    """The URL with its password hidden, safe for error messages and logs (glide.secrets.mask_url)."""
+    return mask_url(url)
 
 
 class CatalogConnection:
@@ -63,7 +61,7 @@ class CatalogConnection:
                 from glide.config import load_settings
 
                 schema = load_settings().postgres_schema
-            if not _SCHEMA_RE.match(schema):
+            if not _SCHEMA_RE.fullmatch(schema):
                 raise CatalogError(
                     f"bad PostgreSQL schema name {schema!r}: use lowercase letters, digits and _ "
                     "(set GLIDE_POSTGRES_SCHEMA)"
@@ -112,7 +110,7 @@ class CatalogConnection:
     # -- connections -------------------------------------------------------------------------
 
     def _unreachable(self, exc: Exception) -> CatalogError:
-        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        lines = mask_secrets(getattr(exc, "orig", None) or exc).strip().splitlines()
         reason = lines[0] if lines else type(exc).__name__
         if self.dialect == "sqlite":
             fix = "check that the directory exists and is writable, or set GLIDE_CATALOG_URL"

@@ -37,6 +37,12 @@ def replay(world_dir: Path | None, rate: float, limit: int | None, data_dir: str
     if limit is not None and limit < 1:
         raise click.BadParameter("must be >= 1", param_hint="--limit")
     settings = load_settings(data_dir=data_dir)
+    bootstrap = None
+    if not backfill:  # fail fast (one line, bounded time) before loading the world
+        from infra.stack import check_kafka
+
+        bootstrap = settings.bootstrap_servers()
+        check_kafka(bootstrap)
     world_dir = world_dir or settings.data_dir / "world"
     if backfill and job_config is not None and not (world_dir / "world.json").exists():
         from glide_app.jobs.job_inputs import saved_or_new_world
@@ -57,7 +63,6 @@ def replay(world_dir: Path | None, rate: float, limit: int | None, data_dir: str
         n = backfill_world(settings, world, db)
         console.print(f"backfilled {n:,} listens into the event log, {len(world.episodes):,} episodes into the catalog DB")
         return
-    bootstrap = settings.bootstrap_servers()
     if profiles:
         from streams.replay import push_profiles
 

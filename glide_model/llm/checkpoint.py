@@ -7,7 +7,8 @@ A training checkpoint folder::
     new_embeddings.safetensors rows of the added tokens (input; output too when untied), in the base weights
     adapter/                   PEFT adapter in training (trainable-token deltas in stage 1, LoRA after)
     projector.safetensors      soft-prompt MLP + default vector (soft-prompt variants only)
-    trainer_state.pt           optimizer, scheduler, sampler, RNG (only mid-training checkpoints)
+    trainer_state.pt           optimizer, scheduler, sampler, RNG (only mid-training checkpoints): tensors
+                               and plain containers only, read with torch.load(weights_only=True)
 
 A merged export (:func:`export_merged`) is a plain HF model folder (adapters folded in, extended
 vocabulary) with ``glide_manifest.json`` and ``projector.safetensors`` beside the weights.
@@ -16,6 +17,7 @@ vocabulary) with ``glide_manifest.json`` and ``projector.safetensors`` beside th
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -158,9 +160,26 @@ def save_checkpoint(
 
 
 def load_train_state(path: str | Path) -> dict[str, Any] | None:
+    """The resume state of a mid-training checkpoint (None when it has none).
+
+    Read with ``weights_only=True``: tensors, numbers, strings and containers load, anything else (an
+    object whose unpickling would run code) is refused with a CheckpointError before it runs."""
     f = Path(path) / TRAIN_STATE
-    # Our own file (optimizer state, RNG tuples, numpy RNG arrays): not loadable with weights_only.
-    return torch.load(f, map_location="cpu", weights_only=False) if f.is_file() else None
+    if not f.is_file():
+        return None
+    try:
+        state = torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{f}: refused to load the training state, it holds more than tensors and plain values ({first}); "
+            "resume only from checkpoints you wrote, or start the stage again"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:  # truncated or not a torch file
+        raise CheckpointError(f"{f}: cannot read the training state ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{f}: the training state is a {type(state).__name__}, expected a dict")
+    return state
 
 
 def _load_projector(folder: Path, manifest: Manifest, device: torch.device) -> SoftPromptProjector | None:
