@@ -4,7 +4,14 @@ and writes them to Feast (`glide_candidates`) and to the `glide-candidates` topi
 At-least-once: offsets are committed only after candidates (and dead letters) are written, so a
 crash re-generates a batch, which overwrites the same Feast rows. Inference runs in a worker thread
 so the consumer keeps heart-beating during long beam searches. Bad records never stop the worker:
-they go to `dead-letter` with the reason (`malformed_json`, `schema`, ..., or `inference_error`).
+they go to `dead-letter` with the reason (`malformed_json`, `schema`, `too_large`, ..., or
+`inference_error`), cut to `GLIDE_STREAMS_DEAD_LETTER_MAX_BYTES` (streams/deadletter.py) so that even a
+record far over the producer's request limit is dead-lettered and its batch committed. A session
+stamped more than `GLIDE_STREAMS_SESSION_MAX_FUTURE_S` (300 s) ahead of this worker's wall clock is
+dead-lettered as `future`.
+
+`glide_worker_sessions_total{outcome}`: `served` (candidates for a user with features online),
+`cold_start` (served, but the user had no features online at all), `stale`, `dead_letter`.
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ from prometheus_client import Counter, Histogram
 from glide.config import GlideSettings
 from streams import deadletter
 from streams.candidates import CandidateService
-from streams.schemas import CATALOG_TOPIC, SESSION_TOPIC, InvalidEvent, decode_catalog_update, decode_session_start
+from streams.config import StreamSettings, load_stream_settings
+from streams.schemas import (
+    CATALOG_TOPIC, SESSION_TOPIC, InvalidEvent, decode_catalog_update, decode_session_start, now_ms,
+)
 
 log = logging.getLogger("glide.worker")
 
@@ -44,18 +54,28 @@ async def run_candidate_worker(
     linger_ms: int = 50,
     session_timeout_ms: int = 10_000,
     max_session_age_s: float | None = 600.0,
+    streams: StreamSettings | None = None,
 ) -> None:
     """Serve until ``stop`` is set. Sessions older than ``max_session_age_s`` (wall clock) are
     skipped and counted as `stale`: their listener has moved on, and a backlog must not delay
-    fresh sessions (None serves every session, e.g. for backfills)."""
+    fresh sessions (None serves every session, e.g. for backfills). ``streams``: the record-size and
+    clock-skew settings (default: GLIDE_STREAMS_*)."""
+    cfg = streams or load_stream_settings()
     bootstrap = settings.bootstrap_servers()
     # catalog-updates too: new episodes become recommendable here without a refit or restart.
+    # Fetch and request limits explicitly, as in the stream worker (streams/README.md, "Record sizes"):
+    # the partition fetch size is above the broker's record limit (Kafka: message.max.bytes ~1 MB;
+    # consumer defaults max.partition.fetch.bytes 1 MiB, fetch.max.bytes 50 MiB), so any accepted
+    # record is fetched; produce requests stay at Kafka's 1 MiB max.request.size and dead letters are
+    # cut to fit.
     consumer = AIOKafkaConsumer(
         SESSION_TOPIC, CATALOG_TOPIC, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(1000, session_timeout_ms // 3), max_poll_interval_ms=300_000,
+        max_partition_fetch_bytes=cfg.fetch_max_partition_bytes, fetch_max_bytes=cfg.fetch_max_bytes,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", client_id="glide-worker")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", client_id="glide-worker",
+                                max_request_size=cfg.producer_max_request_bytes)
     await producer.start()
     await consumer.start()
     try:
@@ -65,9 +85,9 @@ async def run_candidate_worker(
             catalog = [r for r in records if r.topic == CATALOG_TOPIC]
             sessions = [r for r in records if r.topic != CATALOG_TOPIC]
             if catalog:  # first, so a session in the same batch can already get the new episodes
-                await _add_episodes(service, producer, catalog)
+                await _add_episodes(service, producer, catalog, cfg)
             if sessions:
-                await _handle(service, producer, sessions, max_session_age_s)
+                await _handle(service, producer, sessions, max_session_age_s, cfg)
             if records:
                 await consumer.commit()
     finally:
@@ -76,12 +96,14 @@ async def run_candidate_worker(
 
 
 async def _handle(service: CandidateService, producer: AIOKafkaProducer, records,
-                  max_session_age_s: float | None = None) -> None:
+                  max_session_age_s: float | None = None, cfg: StreamSettings | None = None) -> None:
+    cfg = cfg or load_stream_settings()
     sessions, origin, letters = [], [], []
     oldest_ms = None if max_session_age_s is None else (time.time() - max_session_age_s) * 1000
+    newest_ms = now_ms() + cfg.session_max_future_ms  # later: `future` (decode_session_start)
     for r in records:
         try:
-            session = decode_session_start(r.value)
+            session = decode_session_start(r.value, newest_ms)
         except InvalidEvent as exc:
             letters.append(_letter(r, exc.reason, exc.detail))
             continue
@@ -103,12 +125,16 @@ async def _handle(service: CandidateService, producer: AIOKafkaProducer, records
             LATENCY.observe(elapsed / len(results))
             await producer.send(CANDIDATES_TOPIC, key=c.user_id.encode(), value=orjson.dumps(c.as_event()))
         await producer.flush()
-        SESSIONS.labels("served").inc(len(results))
-    await deadletter.send_all(producer, letters)
+        cold = sum(1 for c in results if c.cold_start)
+        SESSIONS.labels("served").inc(len(results) - cold)
+        SESSIONS.labels("cold_start").inc(cold)
+    await deadletter.send_all(producer, letters, cfg.dead_letter_max_bytes)
     SESSIONS.labels("dead_letter").inc(len(letters))
 
 
-async def _add_episodes(service: CandidateService, producer: AIOKafkaProducer, records) -> None:
+async def _add_episodes(service: CandidateService, producer: AIOKafkaProducer, records,
+                        cfg: StreamSettings | None = None) -> None:
+    cfg = cfg or load_stream_settings()
     episodes, origin, letters = [], [], []
     for r in records:
         try:
@@ -129,7 +155,7 @@ async def _add_episodes(service: CandidateService, producer: AIOKafkaProducer, r
         except Exception as exc:  # noqa: BLE001 - a bad episode must not stop serving
             log.exception("cold-start assignment failed for %d episodes", len(episodes))
             letters.extend(_letter(r, COLD_START_ERROR, f"{type(exc).__name__}: {exc}") for r in origin)
-    await deadletter.send_all(producer, letters)
+    await deadletter.send_all(producer, letters, cfg.dead_letter_max_bytes)
 
 
 def _recommend_and_publish(service: CandidateService, sessions):

@@ -8,7 +8,25 @@ before; `familiar`: only such shows), consumed episodes out, the user's language
 `CandidateConfig.locale_match`), playable, published by the session's ts. This service supplies the
 facts it knows: consumed = the user's recent episode ids; listened shows = the shows of those, plus
 the shows the beams touch that `user_show_listening_28d` marks `ever_listened`; habitual = the
-28-day state of those shows at the session's ts (>= 600 s in 28 days, expiry-corrected).
+28-day state of those shows on the habit clock (>= 600 s in 28 days, expiry-corrected; see below).
+
+The habit clock: a request's own time never moves the habit state past what the streams have seen.
+The online rows are exact as of their partition's event-time watermark, and reading them at a later
+``as_of`` expires pairs whose last listen is 28+ days before it (streams/feature_store.py). A session
+stamped far ahead of the streams (a lagging or stopped processor, a skewed client clock) would thus
+expire every habit and serve the user's habitual shows. So the state is read at
+``min(session ts, newest last_listened_at among the rows read + 1 s)``: every stored
+last_listened_at is a listen the streams applied, so the watermark is at least that far (1 s: Feast
+keeps last_listened_at in whole seconds), and the rows are exact up to there. The published-by check
+still uses the session's ts. When the session is not after the user's newest listen (backfills, the
+parity test's sessions in the data's past) the clock is the session's ts, as offline evaluation
+(ListenHistoryStates, exact at any time) has it; after it, the rows are exact at the watermark, which is
+the newest listen or later, so only a request beyond the watermark is affected. (The processor's
+watermark is not in the online store; this per-read bound needs no extra read.)
+
+Cold start: a user with no `glide_inputs` features online at all is served from an empty history
+with the default CF vector, and the CandidateSet is marked ``cold_start`` (the worker counts it as
+`glide_worker_sessions_total{outcome="cold_start"}`).
 
 Eligibility-aware decoding (`CandidateConfig.eligible_decoding`, on by default): before the beam
 search, the facts known up front (the recent listens' shows and their habit state) cut the catalog
@@ -35,7 +53,7 @@ import numpy as np
 import pandas as pd
 from prometheus_client import Counter
 
-from glide.habits import unflatten_codes
+from glide.habits import HABIT_WINDOW, unflatten_codes
 from glide_model.serving.contract import GenerationBackend, RecRequest
 from glide_model.serving.rules import MODES, RequestFacts, ServingRules, resolve_served, served_facts
 from glide_model.sids.collisions import CollisionTable
@@ -47,6 +65,21 @@ log = logging.getLogger("glide.worker")
 CF_VECTORS = Counter("glide_worker_cf_vectors_total", "CF vectors read for a request, by outcome (ok; missing, "
                      "version_mismatch, bad_dimension: served with the default vector)", ["outcome"])
 CF_OUTCOMES = ("ok", "missing", "version_mismatch", "bad_dimension")
+# Feast keeps last_listened_at in whole seconds: the newest listen it shows may be up to this early.
+HABIT_CLOCK_EPSILON = pd.Timedelta(seconds=1)
+
+
+def habit_clock(as_of: pd.Timestamp | None, last_listened_at: pd.Series | None) -> pd.Timestamp | None:
+    """The instant the habit state is read at: ``as_of``, but never past the newest of
+    ``last_listened_at`` (+ HABIT_CLOCK_EPSILON), the furthest the streams are known to have seen."""
+    if as_of is None or last_listened_at is None:
+        return as_of
+    newest = last_listened_at.max()
+    return as_of if pd.isna(newest) else min(as_of, newest + HABIT_CLOCK_EPSILON)
+
+
+def _present(value) -> bool:
+    return value is not None and (not hasattr(value, "__len__") or len(value) > 0)
 
 
 def cf_outcome(vector, version: str | None, model_cf_version: str | None, cf_dim: int | None) -> str:
@@ -100,6 +133,7 @@ class CandidateSet:
     model_version: str
     generated_at_ms: int
     latency_ms: float
+    cold_start: bool = False  # the user had no glide_inputs features online at all
 
     def as_event(self) -> dict:
         return {
@@ -179,7 +213,14 @@ class CandidateService:
 
     def requests(self, sessions: Sequence[SessionStart]) -> tuple[list[RecRequest], list[list[str]]]:
         """Prompt inputs per session from Feast, plus each user's recent episode ids."""
+        requests, recent, _ = self._read(sessions)
+        return requests, recent
+
+    def _read(self, sessions: Sequence[SessionStart]) -> tuple[list[RecRequest], list[list[str]], list[bool]]:
+        """requests() plus, per session, whether its user has no features online at all (cold start)."""
         rows = online_features(self.store, self._inputs, [{"user_id": s.user_id} for s in sessions])
+        cold = [not any(_present(col[i]) for name, col in rows.items() if name != "user_id")
+                for i in range(len(sessions))]
         requests, recent = [], []
         embeddings = self.cf_embeddings(rows["cf_embedding"], rows.get("cf_version") or [None] * len(sessions))
         for i, s in enumerate(sessions):
@@ -193,7 +234,7 @@ class CandidateService:
                 user_id=s.user_id,
             ))
             recent.append(list(rows["recent_episode_ids"][i] or []))
-        return requests, recent
+        return requests, recent, cold
 
     def cf_embeddings(self, vectors: Sequence, versions: Sequence) -> list[np.ndarray | None]:
         """The CF vector each request is conditioned on (None: the default vector), counted by outcome."""
@@ -215,13 +256,19 @@ class CandidateService:
 
     def show_states(self, user_id: str, shows: frozenset[str], as_of: pd.Timestamp | None
                     ) -> tuple[frozenset[str], frozenset[str]]:
-        """(habitual, ever listened) among ``shows`` at ``as_of`` from the online listening state
-        (expiry-corrected, like every reader): the serving rule's ShowStates."""
+        """(habitual, ever listened) among ``shows`` on the habit clock (``as_of`` clamped to the
+        newest listen read, module docstring) from the online listening state, expiry-corrected like
+        every reader (streams/feature_store.read_user_show_features): the serving rule's ShowStates."""
         if not shows:
             return frozenset(), frozenset()
-        features = read_user_show_features(self.store, user_id, sorted(shows), as_of)
+        features = read_user_show_features(self.store, user_id, sorted(shows), None)  # as stored
+        habitual = features["habitual"]
+        last = features.get("last_listened_at")
+        clock = habit_clock(as_of, last)
+        if clock is not None and last is not None:
+            habitual = habitual & ~(last.notna() & (last <= clock - HABIT_WINDOW))
         shows_of = features["show_id"]
-        return frozenset(shows_of[features["habitual"]]), frozenset(shows_of[features["ever_listened"]])
+        return frozenset(shows_of[habitual]), frozenset(shows_of[features["ever_listened"]])
 
     def facts(self, session: SessionStart, request: RecRequest, consumed: list[str]) -> RequestFacts:
         """What serving knows up front (glide_model/serving/rules.served_facts, as evaluation does)."""
@@ -232,7 +279,7 @@ class CandidateService:
         if not sessions:
             return []
         started = time.perf_counter()
-        requests, recent = self.requests(sessions)
+        requests, recent, cold = self._read(sessions)
         facts = [self.facts(s, r, c) for s, r, c in zip(sessions, requests, recent)]
         if self.eligible_decoding:  # nothing eligible: allowed None, an empty candidate set, no search
             requests = [replace(r, allowed=self.rules.sub_trie(f)) for r, f in zip(requests, facts)]
@@ -242,7 +289,7 @@ class CandidateService:
             beams[i] = cands
         now_ms = int(time.time() * 1000)
         out = []
-        for session, request, candidates, known in zip(sessions, requests, beams, facts):
+        for session, request, candidates, known, is_cold in zip(sessions, requests, beams, facts, cold):
             sids = [codes for codes, _ in candidates]
             resolved = resolve_served(self.rules, known, session.user_id, sids, self.show_states)
             picked = [(e, float(score)) for e, (_, score) in zip(resolved, candidates) if e is not None]
@@ -251,7 +298,7 @@ class CandidateService:
                 user_id=session.user_id, session_event_id=session.event_id, mode=request.mode or "",
                 episode_ids=[e for e, _ in picked], scores=[s for _, s in picked],
                 model_version=self.model_version, generated_at_ms=now_ms,
-                latency_ms=(time.perf_counter() - started) * 1000 / len(sessions),
+                latency_ms=(time.perf_counter() - started) * 1000 / len(sessions), cold_start=is_cold,
             ))
         return out
 

@@ -118,7 +118,7 @@ class CatalogUpdater:
             PUSH_LATENCY.labels(VIEW).observe(loop.time() - t0)
         if self.event_log is not None:
             await asyncio.to_thread(self._log, logged)
-        await send_all(self.producer, dead)
+        await send_all(self.producer, dead, self.cfg.dead_letter_max_bytes)
         EVENTS.labels(S.CATALOG_TOPIC, "applied").inc(len(rows))
         EVENTS.labels(S.CATALOG_TOPIC, "dead_letter").inc(len(dead))
 

@@ -5,13 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from glide.config import ConfigError, GlideSettings, build_settings
 from glide.habits import HABIT_WINDOW, RECENT_SIDS_CAP
 
 WINDOW_MS = int(HABIT_WINDOW.total_seconds() * 1000)
+
+# Record sizes (streams/README.md, "Record sizes"), against Apache Kafka's defaults: the broker takes
+# records up to message.max.bytes (~1 MB, 1048588), a producer sends requests up to max.request.size
+# (1 MiB), a consumer fetches up to fetch.max.bytes (50 MiB) per request and max.partition.fetch.bytes
+# (1 MiB) per partition. A dead letter is the original record plus headers, so it is cut to
+# DEAD_LETTER_MAX_BYTES to fit any producer request whatever the broker accepted.
+DEAD_LETTER_MAX_BYTES = 256 * 1024
+PRODUCER_MAX_REQUEST_BYTES = 1024 * 1024  # Kafka's max.request.size default, set explicitly
+FETCH_MAX_PARTITION_BYTES = 4 * 1024 * 1024  # > message.max.bytes: any accepted record can be fetched
+FETCH_MAX_BYTES = 32 * 1024 * 1024  # below Kafka's 50 MiB: bounds one fetch's memory
+DEAD_LETTER_OVERHEAD_BYTES = 8 * 1024  # headers (detail <= 500 B) and record framing, generously
+CHAOS_POINTS = ("before_commit", "after_log", "after_commit", "after_push")
 
 
 class StreamSettings(BaseSettings):
@@ -36,6 +48,16 @@ class StreamSettings(BaseSettings):
     # listen is dead-lettered: catalog-updates and listen-events are separate topics, so a listen
     # can overtake the catalog update of the episode it references.
     catalog_wait_s: float = Field(default=30.0, ge=0)
+    # Producer request limit of both workers' producers (Kafka's max.request.size), and their consumers'
+    # fetch limits (max.partition.fetch.bytes, fetch.max.bytes).
+    producer_max_request_bytes: int = Field(default=PRODUCER_MAX_REQUEST_BYTES, ge=64 * 1024)
+    fetch_max_partition_bytes: int = Field(default=FETCH_MAX_PARTITION_BYTES, ge=1024 * 1024)
+    fetch_max_bytes: int = Field(default=FETCH_MAX_BYTES, ge=1024 * 1024)
+    # Dead letters carry at most this many bytes of the original value (and of the key); headers give
+    # the full size and sha256. Both cut, plus headers, must fit producer_max_request_bytes.
+    dead_letter_max_bytes: int = Field(default=DEAD_LETTER_MAX_BYTES, ge=1024)
+    # A session-start stamped more than this ahead of the GLIDE worker's wall clock is `future`.
+    session_max_future_s: float = Field(default=300.0, gt=0)
     metrics_port: int = Field(default=9464, ge=-1, le=65535)  # 0: any free port; -1: off
     metrics_host: str = "127.0.0.1"
     state_dir: Path | None = None  # default <data_dir>/streams/state
@@ -44,20 +66,40 @@ class StreamSettings(BaseSettings):
     # (before_commit, after_log, after_commit, after_push). Never set in production.
     chaos: str = ""
 
-    @model_validator(mode="after")
-    def _check(self) -> StreamSettings:
-        if self.lateness_s * 1000 >= WINDOW_MS:
-            raise ValueError("lateness_s must be shorter than the 28-day habit window")
-        return self
+    # Field validators: build_settings names the field's own variable (GLIDE_STREAMS_LATENESS_S, ...).
+    @field_validator("lateness_s")
+    @classmethod
+    def _lateness(cls, v: float) -> float:
+        if v * 1000 >= WINDOW_MS:
+            raise ValueError(f"{v:.0f} s is not shorter than the 28-day habit window: set "
+                             f"GLIDE_STREAMS_LATENESS_S below {WINDOW_MS // 1000} (seconds)")
+        return v
+
+    @field_validator("dead_letter_max_bytes")
+    @classmethod
+    def _dead_letter_cap(cls, v: int, info: ValidationInfo) -> int:
+        limit = info.data.get("producer_max_request_bytes", PRODUCER_MAX_REQUEST_BYTES)
+        if 2 * v + DEAD_LETTER_OVERHEAD_BYTES > limit:
+            raise ValueError(f"{v} bytes is too large: a dead letter (value and key up to it, plus headers) must fit "
+                             f"the producer's {limit}-byte requests: set GLIDE_STREAMS_DEAD_LETTER_MAX_BYTES at most "
+                             f"{(limit - DEAD_LETTER_OVERHEAD_BYTES) // 2}")
+        return v
+
+    @field_validator("chaos")
+    @classmethod
+    def _chaos(cls, v: str) -> str:
+        _parse_chaos(v)
+        return v
 
     def chaos_points(self) -> dict[str, float]:
-        out = {}
-        for part in filter(None, (p.strip() for p in self.chaos.split(","))):
-            point, _, prob = part.partition(":")
-            if point not in ("before_commit", "after_log", "after_commit", "after_push"):
-                raise ConfigError(f"GLIDE_STREAMS_CHAOS: unknown point {point!r}")
-            out[point] = float(prob or 1.0)
-        return out
+        try:
+            return _parse_chaos(self.chaos)
+        except ValueError as exc:
+            raise ConfigError(f"GLIDE_STREAMS_CHAOS: {exc}") from None
+
+    @property
+    def session_max_future_ms(self) -> int:
+        return int(self.session_max_future_s * 1000)
 
     @property
     def lateness_ms(self) -> int:
@@ -69,6 +111,23 @@ class StreamSettings(BaseSettings):
 
     def state_path(self, glide: GlideSettings) -> Path:
         return (self.state_dir or glide.data_dir / "streams" / "state").expanduser().resolve()
+
+
+def _parse_chaos(spec: str) -> dict[str, float]:
+    """"point:probability,..." -> {point: probability}; ValueError naming the bad part."""
+    out = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        point, _, prob = part.partition(":")
+        if point not in CHAOS_POINTS:
+            raise ValueError(f"unknown point {point!r}: use {', '.join(CHAOS_POINTS)}")
+        try:
+            p = float(prob or 1.0)
+        except ValueError:
+            raise ValueError(f"{part!r}: the probability must be a number in [0, 1]") from None
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{part!r}: the probability must be in [0, 1]")
+        out[point] = p
+    return out
 
 
 def load_stream_settings(**overrides) -> StreamSettings:

@@ -97,8 +97,10 @@ class ListenProcessor:
     async def start(self) -> None:
         bootstrap = self.glide.bootstrap_servers()
         if self.producer is None:
+            # Kafka's 1 MiB max.request.size, explicitly; dead letters are cut to fit (README "Record sizes").
             self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1,
-                                             client_id="glide-streams-dlq")
+                                             client_id="glide-streams-dlq",
+                                             max_request_size=self.cfg.producer_max_request_bytes)
             await self.producer.start()
         session_ms = int(self.cfg.session_timeout_s * 1000)
         self.consumer = AIOKafkaConsumer(
@@ -106,7 +108,10 @@ class ListenProcessor:
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=self.cfg.batch_max_records, session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(500, session_ms // 4), rebalance_timeout_ms=max(session_ms, 30_000),
-            max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024,
+            # Above the broker's record limit (Kafka: message.max.bytes ~1 MB; consumer defaults
+            # max.partition.fetch.bytes 1 MiB, fetch.max.bytes 50 MiB): a record larger than the
+            # partition fetch size is never returned (aiokafka raises RecordTooLargeError and skips it).
+            max_partition_fetch_bytes=self.cfg.fetch_max_partition_bytes, fetch_max_bytes=self.cfg.fetch_max_bytes,
             # A fetch long-polls at most this long. Measured on tansu: aiokafka's 500 ms default gave a
             # 590 ms median freshness at 5k events/s, 50 ms gave 210 ms.
             fetch_max_wait_ms=self.cfg.batch_timeout_ms,
@@ -180,7 +185,7 @@ class ListenProcessor:
                 if w is not None:
                     items.append(w)
         if items:
-            await send_all(self.producer, [d for w in items for d in w.dead])
+            await send_all(self.producer, [d for w in items for d in w.dead], self.cfg.dead_letter_max_bytes)
         await self.flush()  # the previous batch is online before this one commits
         if not items:
             return
@@ -203,7 +208,7 @@ class ListenProcessor:
                     redo = self._process(w.state, w.records)
                     if redo is None:
                         break
-                    await send_all(self.producer, redo.dead)
+                    await send_all(self.producer, redo.dead, self.cfg.dead_letter_max_bytes)
                     w = redo
         pairs = [r for w in committed for r in w.pair_rows]
         users = [r for w in committed for r in w.user_rows]

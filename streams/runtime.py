@@ -40,8 +40,10 @@ class Runtime:
             db.migrate()
         cache = CatalogCache(db, self.cfg.quantizer_version)
         users = UserDirectory(OnlineWriter(self.glide)) if self.cfg.check_users else None
+        # Dead letters are capped to fit this request size (streams/config.py, "Record sizes").
         self.producer = AIOKafkaProducer(bootstrap_servers=self.glide.bootstrap_servers(), linger_ms=5, acks=1,
-                                         client_id="glide-streams-dlq")
+                                         client_id="glide-streams-dlq",
+                                         max_request_size=self.cfg.producer_max_request_bytes)
         await self.producer.start()
         self.catalog = CatalogUpdater(self.cfg, db, cache, OnlineWriter(self.glide), self.producer,
                                       event_log=open_event_log(self.glide))

@@ -6,6 +6,7 @@ file order and each adds events on top of the previous ones.
 
 from __future__ import annotations
 
+import hashlib
 import urllib.request
 
 import orjson
@@ -18,6 +19,7 @@ from glide.world.generator import WorldConfig, generate_world
 from infra import stack
 from streams import deadletter
 from streams import schemas as S
+from streams.config import DEAD_LETTER_MAX_BYTES
 from streams.replay import iter_listen_records, push_profiles, replay_world
 from tests.streams.helpers import (
     assert_features_match_oracle,
@@ -170,9 +172,14 @@ def test_bad_input_goes_to_dead_letter_and_good_events_in_the_batch_count(pipeli
     assert set(letters) == expected
     for reason, value in bad.items():
         found = letters[reason if reason != "null" else S.MALFORMED_JSON]
-        # the original bytes, unchanged (a null value comes back as empty bytes)
-        m = next(m for m in found if m.value == (value or b""))
+        # the original bytes, unchanged (a null value comes back as empty bytes), cut to the
+        # dead-letter cap with the original's size and sha256 (the 1 MB record)
+        original = value or b""
+        m = next(m for m in found if m.value == original[:DEAD_LETTER_MAX_BYTES])
         h = deadletter.parse_headers(m.headers)
+        assert h[deadletter.SIZE] == str(len(original))
+        assert h[deadletter.SHA256] == hashlib.sha256(original).hexdigest()
+        assert h[deadletter.TRUNCATED] == ("true" if reason == S.TOO_LARGE else "false")
         assert h["glide-dlq-topic"] == S.LISTEN_TOPIC and int(h["glide-dlq-offset"]) >= 0
         assert int(h["glide-dlq-partition"]) in range(4) and m.key == key
     extra = pd.DataFrame(goods).assign(ts=lambda d: pd.to_datetime(d["ts"], unit="ms", utc=True))
