@@ -10,6 +10,14 @@ record far over the producer's request limit is dead-lettered and its batch comm
 stamped more than `GLIDE_STREAMS_SESSION_MAX_FUTURE_S` (300 s) ahead of this worker's wall clock is
 dead-lettered as `future`.
 
+Outages (streams/retry.py): the online-store reads, the Feast push of the candidates and their send to
+`glide-candidates` (each delivery confirmed) are retried with backoff on transient errors (Redis or the
+broker down, busy, slow) for up to `GLIDE_STREAMS_RETRY_DEADLINE_S` (60 s); the batch waits meanwhile,
+its offsets uncommitted, while the consumer keeps heart-beating. Only after the deadline is a batch
+dead-lettered, as `retry_exhausted` (re-drive it once the store is back); a non-transient error of
+generation is `inference_error` at once. Dead letters are sent with the same retries; if even they
+cannot be delivered the worker stops with the error, uncommitted, and a restart re-reads the batch.
+
 `glide_worker_sessions_total{outcome}`: `served` (candidates for a user with features online),
 `cold_start` (served, but the user had no features online at all), `stale`, `dead_letter`.
 """
@@ -28,8 +36,10 @@ from glide.config import GlideSettings
 from streams import deadletter
 from streams.candidates import CandidateService
 from streams.config import StreamSettings, load_stream_settings
+from streams.retry import Retry, RetryExhausted
 from streams.schemas import (
-    CATALOG_TOPIC, SESSION_TOPIC, InvalidEvent, decode_catalog_update, decode_session_start, now_ms,
+    CATALOG_TOPIC, RETRY_EXHAUSTED, SESSION_TOPIC, InvalidEvent, decode_catalog_update, decode_session_start,
+    now_ms,
 )
 
 log = logging.getLogger("glide.worker")
@@ -76,6 +86,9 @@ async def run_candidate_worker(
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", client_id="glide-worker",
                                 max_request_size=cfg.producer_max_request_bytes)
+    retry = Retry.from_settings(cfg, "glide")
+    if getattr(service, "retry", None) is None:  # the service's online reads and Feast push
+        service.retry = retry
     await producer.start()
     await consumer.start()
     try:
@@ -85,19 +98,22 @@ async def run_candidate_worker(
             catalog = [r for r in records if r.topic == CATALOG_TOPIC]
             sessions = [r for r in records if r.topic != CATALOG_TOPIC]
             if catalog:  # first, so a session in the same batch can already get the new episodes
-                await _add_episodes(service, producer, catalog, cfg)
+                await _add_episodes(service, producer, catalog, cfg, retry)
             if sessions:
-                await _handle(service, producer, sessions, max_session_age_s, cfg)
+                await _handle(service, producer, sessions, max_session_age_s, cfg, retry)
             if records:
-                await consumer.commit()
+                # Only now: every record of the batch is served or dead-lettered (delivery confirmed).
+                await consumer.commit({tp: part[-1].offset + 1 for tp, part in batches.items() if part})
     finally:
         await consumer.stop()
         await producer.stop()
 
 
 async def _handle(service: CandidateService, producer: AIOKafkaProducer, records,
-                  max_session_age_s: float | None = None, cfg: StreamSettings | None = None) -> None:
+                  max_session_age_s: float | None = None, cfg: StreamSettings | None = None,
+                  retry: Retry | None = None) -> None:
     cfg = cfg or load_stream_settings()
+    retry = retry or Retry.from_settings(cfg, "glide")
     sessions, origin, letters = [], [], []
     oldest_ms = None if max_session_age_s is None else (time.time() - max_session_age_s) * 1000
     newest_ms = now_ms() + cfg.session_max_future_ms  # later: `future` (decode_session_start)
@@ -116,25 +132,46 @@ async def _handle(service: CandidateService, producer: AIOKafkaProducer, records
         started = time.perf_counter()
         try:
             results = await asyncio.to_thread(_recommend_and_publish, service, sessions)
+            elapsed = time.perf_counter() - started
+            await retry.acall("candidates_send", _sender(producer, results))
+        except RetryExhausted as exc:  # the store or broker stayed down: re-drive these later
+            log.error("%d sessions dead-lettered: %s", len(sessions), exc)
+            letters.extend(_letter(r, RETRY_EXHAUSTED, str(exc)) for r in origin)
+            results = []
         except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the worker
             log.exception("candidate generation failed for %d sessions", len(sessions))
             letters.extend(_letter(r, INFERENCE_ERROR, f"{type(exc).__name__}: {exc}") for r in origin)
             results = []
-        elapsed = time.perf_counter() - started
-        for c in results:
+        for _ in results:
             LATENCY.observe(elapsed / len(results))
-            await producer.send(CANDIDATES_TOPIC, key=c.user_id.encode(), value=orjson.dumps(c.as_event()))
-        await producer.flush()
         cold = sum(1 for c in results if c.cold_start)
         SESSIONS.labels("served").inc(len(results) - cold)
         SESSIONS.labels("cold_start").inc(cold)
-    await deadletter.send_all(producer, letters, cfg.dead_letter_max_bytes)
+    await retry.acall("dead_letter_send", deadletter.send_all, producer, letters, cfg.dead_letter_max_bytes)
     SESSIONS.labels("dead_letter").inc(len(letters))
 
 
+def _sender(producer: AIOKafkaProducer, results):
+    """A coroutine function that sends the candidate events not yet delivered and waits for delivery:
+    a retry re-sends only the failed ones."""
+    pending = list(results)
+
+    async def send() -> None:
+        futures = [await producer.send(CANDIDATES_TOPIC, key=c.user_id.encode(), value=orjson.dumps(c.as_event()))
+                   for c in pending]
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        pending[:] = [c for c, o in zip(pending, outcomes) if isinstance(o, BaseException)]
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            raise errors[0]
+
+    return send
+
+
 async def _add_episodes(service: CandidateService, producer: AIOKafkaProducer, records,
-                        cfg: StreamSettings | None = None) -> None:
+                        cfg: StreamSettings | None = None, retry: Retry | None = None) -> None:
     cfg = cfg or load_stream_settings()
+    retry = retry or Retry.from_settings(cfg, "glide")
     episodes, origin, letters = [], [], []
     for r in records:
         try:
@@ -155,7 +192,7 @@ async def _add_episodes(service: CandidateService, producer: AIOKafkaProducer, r
         except Exception as exc:  # noqa: BLE001 - a bad episode must not stop serving
             log.exception("cold-start assignment failed for %d episodes", len(episodes))
             letters.extend(_letter(r, COLD_START_ERROR, f"{type(exc).__name__}: {exc}") for r in origin)
-    await deadletter.send_all(producer, letters, cfg.dead_letter_max_bytes)
+    await retry.acall("dead_letter_send", deadletter.send_all, producer, letters, cfg.dead_letter_max_bytes)
 
 
 def _recommend_and_publish(service: CandidateService, sessions):

@@ -58,6 +58,7 @@ from glide_model.serving.contract import GenerationBackend, RecRequest
 from glide_model.serving.rules import MODES, RequestFacts, ServingRules, resolve_served, served_facts
 from glide_model.sids.collisions import CollisionTable
 from streams.feature_store import online_features, push, read_user_show_features
+from streams.retry import call as retry_call
 from streams.schemas import SessionStart
 
 log = logging.getLogger("glide.worker")
@@ -191,6 +192,7 @@ class CandidateService:
         self.cf_version = cf_version
         self.cf_dim = cf_dim if cf_dim is not None else backend_cf_dim(backend)
         self.cf_counts: Tally = Tally()  # this service's CF outcomes (CF_VECTORS counts all services)
+        self.retry = None  # streams.retry.Retry of the online-store reads and pushes (the worker sets it)
 
     def add_episodes(self, episodes: Sequence[Mapping]) -> dict[str, tuple[int, ...]]:
         """Make new episodes recommendable now: one embedding pass, then trie and table inserts.
@@ -218,7 +220,8 @@ class CandidateService:
 
     def _read(self, sessions: Sequence[SessionStart]) -> tuple[list[RecRequest], list[list[str]], list[bool]]:
         """requests() plus, per session, whether its user has no features online at all (cold start)."""
-        rows = online_features(self.store, self._inputs, [{"user_id": s.user_id} for s in sessions])
+        rows = retry_call(self.retry, "online_read", online_features, self.store, self._inputs,
+                          [{"user_id": s.user_id} for s in sessions])
         cold = [not any(_present(col[i]) for name, col in rows.items() if name != "user_id")
                 for i in range(len(sessions))]
         requests, recent = [], []
@@ -261,7 +264,8 @@ class CandidateService:
         every reader (streams/feature_store.read_user_show_features): the serving rule's ShowStates."""
         if not shows:
             return frozenset(), frozenset()
-        features = read_user_show_features(self.store, user_id, sorted(shows), None)  # as stored
+        features = retry_call(self.retry, "online_read", read_user_show_features, self.store, user_id,
+                              sorted(shows), None)  # as stored
         habitual = features["habitual"]
         last = features.get("last_listened_at")
         clock = habit_clock(as_of, last)
@@ -273,7 +277,7 @@ class CandidateService:
     def facts(self, session: SessionStart, request: RecRequest, consumed: list[str]) -> RequestFacts:
         """What serving knows up front (glide_model/serving/rules.served_facts, as evaluation does)."""
         return served_facts(request.mode, session.user_id, consumed, request.locale, _as_of(session),
-                            self.show_of, self.show_states)
+                            self.show_of, self.show_states, shows=self.rules.catalog_shows)
 
     def recommend(self, sessions: Sequence[SessionStart]) -> list[CandidateSet]:
         if not sessions:
@@ -312,7 +316,7 @@ class CandidateService:
         for c in sets:
             self._last_push_us = max(c.generated_at_ms * 1000, self._last_push_us + 1)
             stamps.append(self._last_push_us)
-        push(self.store, "glide_candidates", pd.DataFrame({
+        retry_call(self.retry, "candidates_push", push, self.store, "glide_candidates", pd.DataFrame({
             "user_id": [c.user_id for c in sets],
             "candidate_episode_ids": [c.episode_ids for c in sets],
             "candidate_scores": [[float(s) for s in c.scores] for c in sets],

@@ -58,6 +58,12 @@ class StreamSettings(BaseSettings):
     dead_letter_max_bytes: int = Field(default=DEAD_LETTER_MAX_BYTES, ge=1024)
     # A session-start stamped more than this ahead of the GLIDE worker's wall clock is `future`.
     session_max_future_s: float = Field(default=300.0, gt=0)
+    # Transient I/O errors (online store or broker down, busy, slow: streams/retry.py) are retried with
+    # exponential backoff (initial, doubling up to max, jittered) until this deadline. The GLIDE worker
+    # then dead-letters the batch (`retry_exhausted`); the stream worker exits for a clean restart.
+    retry_deadline_s: float = Field(default=60.0, ge=0)
+    retry_initial_s: float = Field(default=0.2, gt=0)
+    retry_max_s: float = Field(default=5.0, gt=0)
     metrics_port: int = Field(default=9464, ge=-1, le=65535)  # 0: any free port; -1: off
     metrics_host: str = "127.0.0.1"
     state_dir: Path | None = None  # default <data_dir>/streams/state

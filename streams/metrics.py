@@ -20,6 +20,9 @@ FRESHNESS = Histogram("glide_stream_freshness_seconds", "Record produced -> its 
                       ["topic"], buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
 BATCH_SECONDS = Histogram("glide_stream_batch_seconds", "Wall time of one processed batch", ["topic"],
                           buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+RETRIES = Counter("glide_retries_total", "Retries of a transient I/O error (streams/retry.py)", ["worker", "operation"])
+RETRY_EXHAUSTED = Counter("glide_retry_exhausted_total", "Operations given up after the retry deadline",
+                          ["worker", "operation"])
 PARKED = Gauge("glide_stream_parked", "Listens waiting for their episode to reach the catalog", ["partition"])
 
 

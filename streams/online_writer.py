@@ -14,6 +14,12 @@ readers see the row with the newest timestamp. The stream processors give every 
 increasing timestamps, so "newest" is "latest state".
 
 Rows are ``streams.online_rows.Row``; the view layouts come from ``streams.online_layout``.
+
+Outages: every write and lookup is retried on transient errors (Redis down or loading, SQLite
+``database is locked``; streams/retry.py) with backoff up to ``GLIDE_STREAMS_RETRY_DEADLINE_S``; newest-wins
+makes a repeated write harmless, also one that half-landed before the connection dropped. After the
+deadline the error is raised (:class:`streams.retry.RetryExhausted`): the stream worker then exits for a
+clean restart, its state already committed, and re-pushes the unpushed rows when it loads the partition.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ from typing import Any
 
 from glide.config import ConfigError, GlideSettings
 from streams.checkpointer import connect_wal
+from streams.config import load_stream_settings
 from streams.feast_config import repo_config_dict
 from streams.online_encoding import ViewLayout, protobuf_timestamp, redis_field, text_and_num
 from streams.online_layout import load_layout
 from streams.online_rows import Row
+from streams.retry import Retry, call as retry_call
 
 # Newest-wins for many keys in one call (atomic per key): ARGV = mine-field, feast-ts-field, then per
 # key: ts_us, feast ts bytes, n, n field/value pairs. One call per chunk instead of one per row: the
@@ -60,9 +68,12 @@ _SQL_IN_CHUNK = 500  # entity keys per IN (...) query, under SQLite's bound-para
 
 class OnlineWriter:
     """``write(view, rows)``: newest-wins bulk upsert; ``existing(view, keys)``: which entities have a
-    row. One writer per thread (it owns its connections)."""
+    row. One writer per thread (it owns its connections). ``retry``: the policy of transient errors
+    (default: from GLIDE_STREAMS_RETRY_*)."""
 
-    def __init__(self, settings: GlideSettings, project: str | None = None, layout: dict | None = None):
+    def __init__(self, settings: GlideSettings, project: str | None = None, layout: dict | None = None,
+                 retry: Retry | None = None):
+        self.retry = retry or Retry.from_settings(load_stream_settings(), "streams")
         cfg = repo_config_dict(settings, project)
         layout = layout or load_layout(settings, cfg["project"])
         if layout.get("versioning"):
@@ -93,7 +104,8 @@ class OnlineWriter:
         v = self.view(view)
         rows = list(rows)
         if rows:
-            (self._sqlite_write if self.kind == "sqlite" else self._redis_write)(v, rows)
+            retry_call(self.retry, "online_write", self._sqlite_write if self.kind == "sqlite" else self._redis_write,
+                       v, rows)
         return len(rows)
 
     def existing(self, view: str, keys: Sequence[tuple[str, ...]]) -> list[bool]:
@@ -102,7 +114,8 @@ class OnlineWriter:
         eks = [v.entity_key(k) for k in keys]
         if not eks:
             return []
-        return (self._sqlite_existing if self.kind == "sqlite" else self._redis_existing)(view, eks)
+        return retry_call(self.retry, "online_read",
+                          self._sqlite_existing if self.kind == "sqlite" else self._redis_existing, view, eks)
 
     def close(self) -> None:
         (self._conn if self.kind == "sqlite" else self._redis).close()
@@ -195,7 +208,7 @@ class OnlineWriter:
         kw = dict(o.split("=", 1) for o in opts if "=" in o)
         self._redis = redis.Redis(host=host, port=int(port or 6379), db=int(kw.get("db", 0)),
                                   password=kw.get("password"), ssl=kw.get("ssl", "false").lower() == "true")
-        self._sha = self._redis.script_load(_LUA)
+        self._sha = retry_call(self.retry, "online_connect", self._redis.script_load, _LUA)
         self._fields = {n: [redis_field(n, f) for f in v.features] for n, v in self.views.items()}
 
     def _redis_calls(self, v: ViewLayout, rows: list[Row]) -> list[tuple[list[bytes], list[Any]]]:

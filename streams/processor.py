@@ -133,8 +133,8 @@ class ListenProcessor:
         self.states.clear()
 
     async def run(self) -> None:
-        """Consume until stop(); an unexpected error propagates (crash-only: nothing half-done is
-        committed, and a restart resumes from the committed state)."""
+        """Consume until stop(); an unexpected error, or an online write still failing after the retry
+        deadline (OnlineWriter retries), propagates (crash-only: a restart resumes from the state)."""
         assert self.consumer is not None, "call start() first"
         while not self._stopping.is_set():
             try:
@@ -225,7 +225,7 @@ class ListenProcessor:
         if self._inflight is None:
             return
         committed, push, t0 = self._inflight
-        pushed_at = await push  # a failed write raises here: crash-only, the state will re-push
+        pushed_at = await push  # failed past the writer's retries: raises, crash-only; the state re-pushes
         self._inflight = None
         self._maybe_crash("after_push")
         offsets = {}

@@ -42,9 +42,10 @@ UNKNOWN_EPISODE = "unknown_episode"
 UNKNOWN_SHOW = "unknown_show"
 SHOW_MISMATCH = "show_mismatch"  # the listen's show_id is not the catalog's show of its episode
 CATALOG_REJECTED = "catalog_rejected"  # the catalog DB refused the update (its error is the detail)
+RETRY_EXHAUSTED = "retry_exhausted"  # a store or broker stayed down past GLIDE_STREAMS_RETRY_DEADLINE_S
 REASONS: tuple[str, ...] = (
     TOO_LARGE, MALFORMED_JSON, SCHEMA, UNSUPPORTED_VERSION, BAD_DURATION, FUTURE, LATE,
-    UNKNOWN_USER, UNKNOWN_EPISODE, UNKNOWN_SHOW, SHOW_MISMATCH, CATALOG_REJECTED,
+    UNKNOWN_USER, UNKNOWN_EPISODE, UNKNOWN_SHOW, SHOW_MISMATCH, CATALOG_REJECTED, RETRY_EXHAUSTED,
 )
 
 # Size limits: a whole record, then single fields. A 1 MB string fails the first check before any parsing.
