@@ -65,7 +65,9 @@ class GlideRecommender:
             else examples["history_episode_ids"]
         modes = examples["mode"] if self.mode_aware and "mode" in examples.columns else [None] * len(examples)
         locales = examples["locale"] if "locale" in examples.columns else [None] * len(examples)
-        return [served_facts(mode, user, list(ids) if ids is not None else [], locale, ts, self.show_of, self.states)
+        shows = self.rules.catalog_shows
+        return [served_facts(mode, user, list(ids) if ids is not None else [], locale, ts, self.show_of, self.states,
+                             shows=shows)
                 for mode, user, ids, locale, ts in zip(modes, examples["user_id"], consumed, locales, examples["ts"])]
 
     def recommend(self, examples: pd.DataFrame, k: int) -> list[list[str]]:

@@ -184,6 +184,14 @@ class ServingRules:
         return SidTrie(self.eligible.codes[ok], self.eligible.codebook_size) if ok.any() else None
 
     @property
+    def catalog_shows(self) -> frozenset[str]:
+        """Every show of the catalog (recomputed when the collision table changes)."""
+        if getattr(self, "_shows_version", None) != self.table.version:
+            self._catalog_shows = frozenset(self.show_of.values())
+            self._shows_version = self.table.version
+        return self._catalog_shows
+
+    @property
     def eligible(self) -> EligibleSids:
         if self._eligible is None:
             if self.codebook_size is None:
@@ -223,16 +231,20 @@ ShowStates = Callable[[str, frozenset[str], pd.Timestamp | None], tuple[frozense
 
 
 def served_facts(mode: str | None, user_id: str, consumed: Sequence[str], locale, as_of,
-                 show_of: Mapping[str, str], states: ShowStates) -> RequestFacts:
+                 show_of: Mapping[str, str], states: ShowStates,
+                 shows: Collection[str] | None = None) -> RequestFacts:
     """The facts a request is decoded under, as the GLIDE worker knows them up front: consumed = the
-    user's recent episodes (the `user_recent_sids` feature), listened shows = their shows, habitual =
-    those shows' 28-day state at request time. Serving reads the states from the online store,
-    evaluation from the listens before the request (:class:`ListenHistoryStates`): same procedure,
-    so the parity test can hold both to the same allowed SIDs."""
-    shows = frozenset(show_of.get(e) for e in consumed) - {None}
-    habitual, _ = states(user_id, shows, _time(as_of))
-    return RequestFacts.make(mode=mode, habitual=habitual, listened=shows, consumed=consumed, locale=locale,
-                             as_of=as_of)
+    user's recent episodes (the `user_recent_sids` feature); the listening state at request time of
+    ``shows`` (callers pass the catalog's, :attr:`ServingRules.catalog_shows`, so the mode's show rule
+    and the habit rule see every show the user ever listened to; None: only the consumed episodes'
+    shows) decides listened and habitual. Serving reads the states from the online store, evaluation
+    from the listens before the request (:class:`ListenHistoryStates`): same procedure, so the
+    parity test can hold both to the same allowed SIDs."""
+    recent = frozenset(show_of.get(e) for e in consumed) - {None}
+    asked = recent if shows is None else frozenset(shows) | recent
+    habitual, listened = states(user_id, asked, _time(as_of))
+    return RequestFacts.make(mode=mode, habitual=habitual, listened=listened | recent, consumed=consumed,
+                             locale=locale, as_of=as_of)
 
 
 def resolve_served(rules: ServingRules, facts: RequestFacts, user_id: str, sids: Sequence[Sequence[int]],

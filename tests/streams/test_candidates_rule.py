@@ -88,9 +88,10 @@ def test_unfamiliar_drops_every_show_the_user_listened_to(service, eligible_deco
 
 
 def test_familiar_keeps_only_listened_non_habitual_shows(service):
-    # decoding restricted up front to the recent listens' non-habitual shows; consumed r1 out
-    assert _serve(service(), "familiar") == ["r2"]
-    # without the sub-trie the beams reach (1, 1): "old" is learnt as listened -> o1 (en-GB) is served
+    # The state of every catalog show is read up front: "old" (listened long ago, not in the recent
+    # list) is familiar and not habitual, so o1 (en-GB) is served; habit out; consumed r1 out.
+    assert _serve(service(), "familiar") == ["r2", "o1"]
+    # without the sub-trie the beams run over the whole catalog and the same rule drops the rest
     assert _serve(service(eligible_decoding=False), "familiar") == ["r2", "o1"]
 
 
