@@ -62,7 +62,8 @@ from glide import habits
 FAMILIAR, UNFAMILIAR = "familiar", "unfamiliar"
 EXAMPLE_COLUMNS = (
     "user_id", "ts", "target_episode_id", "target_show_id", "target_codes", "mode", "history_codes",
-    "history_episode_ids", "locale", "country", "affinity_topics", "cf_embedding", "surface", "weight",
+    "history_episode_ids", "consumed_episode_ids", "locale", "country", "affinity_topics", "cf_embedding",
+    "surface", "weight",
 )
 
 
@@ -150,7 +151,8 @@ def feature_frame(
     frame["ever_listened"] = cand["ever_before"].to_numpy()
     frame["habitual"] = cand["habitual_before"].to_numpy()
 
-    recent = habits.user_recent_sids_history(listens, assignments, cap=max(1, config.history_len))
+    # The streams' cap, not history_len: the rule's "consumed" is every recent episode the store holds.
+    recent = habits.user_recent_sids_history(listens, assignments, cap=habits.RECENT_SIDS_CAP)
     frame["_row"] = np.arange(len(frame))
     joined = pd.merge_asof(
         frame.sort_values("event_timestamp", kind="stable"),
