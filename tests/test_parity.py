@@ -100,7 +100,7 @@ def sides(loop):
     recommender = glide_recommender(parity.serving_view(data, db), backend)
     store = open_store(settings)
     history_len = int(data.sampling.history_len)
-    return settings, service, recommender, store, pairs, history_len
+    return settings, service, recommender, store, pairs, history_len, data
 
 
 def _online(service, pairs):
@@ -114,9 +114,11 @@ def _online(service, pairs):
 
 
 def test_served_model_input_equals_the_training_input(sides):
-    _, service, recommender, store, pairs, history_len = sides
+    _, service, recommender, store, pairs, history_len, data = sides
     _, online, online_facts = _online(service, pairs)
     offline_rows = parity.offline_requests(store, pairs, history_len)
+    # The job's own held-out examples carry every input column these rows do (what evaluation reads).
+    assert set(offline_rows.columns) - {"event_id"} <= set(data.val_ex.columns)
     report = parity.compare_inputs(service, recommender, service.backend.glm.prompts, online, online_facts,
                                    offline_rows)
     assert report.checked == len(pairs) >= 50
@@ -128,7 +130,7 @@ def test_served_model_input_equals_the_training_input(sides):
 
 
 def test_cached_candidates_equal_the_evaluated_ones(sides):
-    settings, service, recommender, store, pairs, history_len = sides
+    settings, service, recommender, store, pairs, history_len, _ = sides
     served = parity.serve_sessions(settings, service, pairs, group_id="glide-parity")
     rows = parity.offline_requests(store, pairs, history_len)
     scored = dict(zip(pairs["user_id"], recommender.recommend(rows, service.config.num_candidates)))

@@ -207,8 +207,11 @@ def facts_from_examples(context_listens: pd.DataFrame, examples: pd.DataFrame, m
     habitual, familiar = shows_before(context_listens, examples[["user_id", "ts"]])
     n = len(examples)
     modes = examples["mode"].tolist() if mode_aware and "mode" in examples.columns else [None] * n
-    if exclude_history and "history_episode_ids" in examples.columns:
-        history = [h if isinstance(h, (list, tuple, np.ndarray)) else () for h in examples["history_episode_ids"]]
+    # Consumed = what the serving rule calls consumed (every recent episode the store held), so the
+    # baselines skip the same episodes GLIDE does; frames without it fall back to the history.
+    column = "consumed_episode_ids" if "consumed_episode_ids" in examples.columns else "history_episode_ids"
+    if exclude_history and column in examples.columns:
+        history = [h if isinstance(h, (list, tuple, np.ndarray)) else () for h in examples[column]]
     else:
         history = [()] * n
     locales = examples["locale"].tolist() if "locale" in examples.columns else [None] * n
