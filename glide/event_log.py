@@ -204,6 +204,9 @@ class PostgresEventLog:
 
         cols = ", ".join(f'"{f.name}" {_PG_TYPES[f.type]}' for f in SCHEMAS[kind])
         with self.engine.begin() as conn:
+            # Two workers starting together would race CREATE ... IF NOT EXISTS (PostgreSQL then
+            # fails one with a unique violation on pg_type): one at a time, inside this transaction.
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(hashtext('glide_event_log'))"))
             conn.execute(sqlalchemy.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             conn.execute(sqlalchemy.text(
                 f'CREATE TABLE IF NOT EXISTS {self._name(kind)} ({cols}, PRIMARY KEY ("partition", "offset"))'))

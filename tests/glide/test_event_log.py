@@ -107,3 +107,23 @@ def parquet_round_trip(frame: pd.DataFrame) -> pd.DataFrame:
         log = ParquetEventLog(tmp)
         log.append("listens", rows, 0, 0, len(rows))
         return log.read("listens")
+
+
+def test_postgres_log_tables_created_by_many_writers_at_once() -> None:
+    """Workers starting together all create the log's table: none may fail on the race."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    schema = f"t{uuid.uuid4().hex[:10]}"
+    logs = [PostgresEventLog(url, schema) for _ in range(6)]
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            written = list(pool.map(lambda i: logs[i].append("listens", batch(i * 3, 3), i, i * 3, i * 3 + 3), range(6)))
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {exc}")
+    try:
+        assert written == [3] * 6 and len(logs[0].read("listens")) == 18
+    finally:
+        with logs[0].engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -16,7 +16,8 @@ from glide_model.sids.collisions import CollisionTable
 from glide_model.sids.trie import SidTrie
 from streams.candidates import CF_OUTCOMES, CF_VECTORS, CandidateService, backend_cf_dim, cf_outcome
 from streams.schemas import SessionStart
-from tests.streams.test_candidates_rule import CATALOG, K, NOW, EchoBackend, FakeStore
+from tests.streams.fakes import EchoBackend, FakeStore
+from tests.streams.test_candidates_rule import CATALOG, K, NOW
 
 # user: (cf_embedding, cf_version) as the online store returns them
 ROWS = {

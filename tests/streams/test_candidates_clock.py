@@ -17,6 +17,7 @@ from glide_model.sids.collisions import CollisionTable
 from glide_model.sids.trie import SidTrie
 from streams.candidates import CandidateConfig, CandidateService, habit_clock
 from streams.schemas import SessionStart
+from tests.streams.fakes import EchoBackend, FakeStore
 
 K = 4
 LAST = pd.Timestamp("2026-03-01 12:00:00", tz="UTC")  # the user's newest listen
@@ -35,20 +36,6 @@ PAIRS = {
     # up to the newest listen.
     ("u", "stale"): (900, LAST - pd.Timedelta(days=28, hours=1)),
 }
-
-
-class FakeStore:
-    def get_feature_service(self, name):
-        return name
-
-
-class EchoBackend:
-    def __init__(self, trie: SidTrie, sids):
-        self.trie, self.sids = trie, sids
-
-    def generate(self, requests):
-        return [[(s, -float(i)) for i, s in enumerate(self.sids) if r.allowed is None or s in r.allowed]
-                for r in requests]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from glide_model.sids.collisions import CollisionTable
 from glide_model.sids.trie import SidTrie
 from streams.candidates import CandidateConfig, CandidateService
 from streams.schemas import SessionStart
+from tests.streams.fakes import EchoBackend, FakeStore
 
 K = 4
 NOW = pd.Timestamp("2026-03-01", tz="UTC")
@@ -28,23 +29,6 @@ CATALOG = {
     "n3": ((2, 1), "new", 30, "en-US"),  # published after the session
 }
 STATES = {"recent": (False, True), "habit": (True, True), "old": (False, True)}  # show: (habitual, ever listened)
-
-
-class FakeStore:
-    def get_feature_service(self, name):
-        return name
-
-
-class EchoBackend:
-    """Returns every SID it may produce: the request's sub-trie, else the whole catalog."""
-
-    def __init__(self, trie: SidTrie, sids):
-        self.trie, self.sids, self.seen = trie, sids, []
-
-    def generate(self, requests):
-        self.seen.extend(requests)
-        return [[(s, -float(i)) for i, s in enumerate(self.sids) if r.allowed is None or s in r.allowed]
-                for r in requests]
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from streams.candidate_worker import CANDIDATES_TOPIC, run_candidate_worker
 from streams.candidates import CandidateConfig, CandidateService
 from streams.config import StreamSettings
 from streams.replay import plan, produce, push_profiles
+from tests.streams.fakes import EchoBackend
 from tests.streams.helpers import (
     assert_features_match_oracle,
     free_port,
@@ -113,17 +114,6 @@ def outage_settings(tmp_path, embedded_stack, unique_project, own_redis, monkeyp
 K = 4
 CATALOG = {f"e{i}": ((i % 4, i // 4), f"s{i % 3}", 10 + i) for i in range(12)}  # episode: (sid, show, popularity)
 USERS = [f"u{i}" for i in range(8)]
-
-
-class EchoBackend:
-    """Every allowed SID, best first: the worker's I/O is what is under test, not the model."""
-
-    def __init__(self, trie: SidTrie, sids):
-        self.trie, self.sids = trie, sids
-
-    def generate(self, requests):
-        return [[(s, -float(i)) for i, s in enumerate(self.sids) if r.allowed is None or s in r.allowed]
-                for r in requests]
 
 
 def _service(settings) -> CandidateService:

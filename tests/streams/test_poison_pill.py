@@ -30,6 +30,7 @@ from streams.candidate_worker import SESSIONS, run_candidate_worker
 from streams.candidates import CandidateConfig, CandidateService
 from streams.config import DEAD_LETTER_MAX_BYTES as CAP
 from streams.replay import push_profiles, replay_world
+from tests.streams.fakes import EchoBackend, FakeStore
 from tests.streams.helpers import (
     assert_features_match_oracle, free_port, metric, register_sids, start_worker, stop_worker, wait_processed,
 )
@@ -139,20 +140,6 @@ def _store(settings):
     return open_store(settings)
 
 
-class _FakeStore:
-    def get_feature_service(self, name):
-        return name
-
-
-class _EchoBackend:
-    def __init__(self, trie: SidTrie, sids):
-        self.trie, self.sids = trie, sids
-
-    def generate(self, requests):
-        return [[(s, -float(i)) for i, s in enumerate(self.sids) if r.allowed is None or s in r.allowed]
-                for r in requests]
-
-
 def _service(monkeypatch, published: list) -> CandidateService:
     """A real CandidateService over fake online reads and backend; publish() records the candidates."""
     def inputs(store, refs, rows):
@@ -170,7 +157,7 @@ def _service(monkeypatch, published: list) -> CandidateService:
     ids = [f"e{i}" for i in range(6)]
     codes = np.array([(i // 2, i % 2) for i in range(6)])
     table = CollisionTable.from_arrays(ids, codes, [float(i) for i in range(6)], locale=["en-US"] * 6)
-    service = CandidateService(_FakeStore(), _EchoBackend(SidTrie(codes, 4), sorted({tuple(c) for c in codes})),
+    service = CandidateService(FakeStore(), EchoBackend(SidTrie(codes, 4), sorted({tuple(c) for c in codes})),
                                table, {e: f"s{i // 2}" for i, e in enumerate(ids)}, "v", CandidateConfig())
     served = []
     recommend = service.recommend
