@@ -157,6 +157,9 @@ class CatalogConnection:
         records)`, at about half the Python cost per row (100k episodes: ~1 s less on SQLite).
         `constants` are columns with one value for every row (converted once)."""
         constants = dict(constants or {})
+        # Rows in key order: concurrent writers (two stream workers upserting the same shows) then
+        # take row locks in one order, so PostgreSQL never deadlocks them.
+        records = sorted(records, key=lambda r: tuple(str(r[k]) for k in keys))
         names = list(records[0]) + list(constants)
         stmt = self._insert(table)
         updated = names if update is None else [*update, *constants]
