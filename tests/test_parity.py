@@ -103,19 +103,9 @@ def sides(loop):
     return settings, service, recommender, store, pairs, history_len, data
 
 
-def _online(service, pairs):
-    from streams.schemas import SessionStart
-
-    sessions = [SessionStart(f"parity-{u}", u, int(t.value // 1_000_000), "home", {"mode": m})
-                for u, t, m in zip(pairs["user_id"], pairs["ts"], pairs["mode"])]
-    requests, recent = service.requests(sessions)
-    facts = [service.facts(s, r, c) for s, r, c in zip(sessions, requests, recent)]
-    return sessions, requests, facts
-
-
 def test_served_model_input_equals_the_training_input(sides):
     _, service, recommender, store, pairs, history_len, data = sides
-    _, online, online_facts = _online(service, pairs)
+    online, online_facts = parity.online_requests(service, pairs)
     offline_rows = parity.offline_requests(store, pairs, history_len)
     # The job's own held-out examples carry every input column these rows do (what evaluation reads).
     assert set(offline_rows.columns) - {"event_id"} <= set(data.val_ex.columns)
@@ -144,6 +134,7 @@ def test_retrain_on_a_running_stack_fine_tunes_gates_and_publishes_cf_first(loop
     """Events keep flowing while `glide retrain` reads the latest logged window: it refits CF,
     refreshes popularity from the log, fine-tunes the promoted model, promotes (min_gain -1: any
     challenger wins) with its CF vectors online first; a rerun is safe and leaves a registry row too."""
+    import asyncio
     import dataclasses
     import threading
 
@@ -163,7 +154,7 @@ def test_retrain_on_a_running_stack_fine_tunes_gates_and_publishes_cf_first(loop
     later["event_id"] = "w2-" + later["event_id"]
     records, more = plan(dataclasses.replace(world, listens=later), sessions=False, catalog=False, partitions=4)
     worker = start_worker(settings, name="worker-retrain")
-    flowing = threading.Thread(target=lambda: asyncio_run(produce(records, settings.bootstrap_servers(), rate=400,
+    flowing = threading.Thread(target=lambda: asyncio.run(produce(records, settings.bootstrap_servers(), rate=400,
                                                                   end_offsets=more.end_offsets)), daemon=True)
     try:
         flowing.start()
@@ -190,9 +181,3 @@ def test_retrain_on_a_running_stack_fine_tunes_gates_and_publishes_cf_first(loop
     assert len(logged) == len(world.listens) + len(later)
     pop = episode_popularity(logged)
     assert (in_db.reindex(pop.index) == pop.astype(float)).all() and (in_db.drop(pop.index) == 0).all()
-
-
-def asyncio_run(coro):
-    import asyncio
-
-    return asyncio.run(coro)

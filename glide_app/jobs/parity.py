@@ -26,8 +26,6 @@ import pandas as pd
 from glide import habits
 from glide_model.serving.contract import RecRequest, requests_from_examples
 
-INPUT_FIELDS = ("token_ids", "soft_prompt", "allowed_sids", "mode")
-
 
 @dataclass
 class ParityReport:
@@ -37,9 +35,6 @@ class ParityReport:
     def add(self, user_id: str, mode: str, name: str, online, offline) -> None:
         self.mismatches.append({"user_id": user_id, "mode": mode, "field": name,
                                 "online": _short(online), "offline": _short(offline)})
-
-    def merge(self, other: ParityReport) -> ParityReport:
-        return ParityReport(self.checked + other.checked, self.mismatches + other.mismatches)
 
 
 def _short(value) -> str:
@@ -62,6 +57,16 @@ def sample_requests(listens: pd.DataFrame, n: int, at: pd.Timestamp, seed: int =
     picked = sorted(rng.choice(users, size=min(n, len(users)), replace=False).tolist())
     return pd.DataFrame({"user_id": picked, "ts": at,
                          "mode": [("unfamiliar", "familiar")[i % 2] for i in range(len(picked))]})
+
+
+def online_requests(service, pairs: pd.DataFrame) -> tuple[list[RecRequest], list]:
+    """(requests, facts) the GLIDE worker builds from the online store for session starts at (user, ts, mode)."""
+    from streams.schemas import SessionStart
+
+    sessions = [SessionStart(f"parity-{u}", u, int(pd.Timestamp(t).value // 1_000_000), "home", {"mode": m})
+                for u, t, m in zip(pairs["user_id"], pairs["ts"], pairs["mode"])]
+    requests, recent = service.requests(sessions)
+    return requests, [service.facts(s, r, c) for s, r, c in zip(sessions, requests, recent)]
 
 
 def offline_requests(store, pairs: pd.DataFrame, history_len: int) -> pd.DataFrame:
@@ -189,12 +194,7 @@ def check_parity(settings, record: dict, cfg, at: pd.Timestamp, sample: int = 50
     pairs = sample_requests(data.listens, sample, at, seed)
     service = build_service(settings, record["export"])
     recommender = glide_recommender(serving_view(data, db), service.backend)
-    from streams.schemas import SessionStart
-
-    sessions = [SessionStart(f"parity-{u}", u, int(t.value // 1_000_000), "home", {"mode": m})
-                for u, t, m in zip(pairs["user_id"], pairs["ts"], pairs["mode"])]
-    requests, recent = service.requests(sessions)
-    facts = [service.facts(s, r, c) for s, r, c in zip(sessions, requests, recent)]
+    requests, facts = online_requests(service, pairs)
     rows = offline_requests(service.store, pairs, int(data.sampling.history_len))
     inputs = compare_inputs(service, recommender, service.backend.glm.prompts, requests, facts, rows)
     served = serve_sessions(settings, service, pairs, group_id=f"glide-parity-{seed}")

@@ -3,7 +3,18 @@ backend that returns every SID a request may produce (its sub-trie, else the cat
 
 from __future__ import annotations
 
+import numpy as np
+
+from glide_model.sids.collisions import CollisionTable
 from glide_model.sids.trie import SidTrie
+
+
+def catalog_table(catalog: dict) -> tuple[np.ndarray, CollisionTable, list]:
+    """(codes, collision table, sorted distinct SIDs) of {episode: (sid, show, popularity, locale)}."""
+    ids = list(catalog)
+    codes = np.array([catalog[e][0] for e in ids])
+    table = CollisionTable.from_arrays(ids, codes, [catalog[e][2] for e in ids], locale=[catalog[e][3] for e in ids])
+    return codes, table, sorted({catalog[e][0] for e in ids})
 
 
 class FakeStore:

@@ -12,11 +12,10 @@ import pandas as pd
 import pytest
 
 import streams.candidates as candidates
-from glide_model.sids.collisions import CollisionTable
 from glide_model.sids.trie import SidTrie
 from streams.candidates import CF_OUTCOMES, CF_VECTORS, CandidateService, backend_cf_dim, cf_outcome
 from streams.schemas import SessionStart
-from tests.streams.fakes import EchoBackend, FakeStore
+from tests.streams.fakes import EchoBackend, FakeStore, catalog_table
 from tests.streams.test_candidates_rule import CATALOG, K, NOW
 
 # user: (cf_embedding, cf_version) as the online store returns them
@@ -46,10 +45,8 @@ def make(monkeypatch):
 
     monkeypatch.setattr(candidates, "online_features", online_features)
     monkeypatch.setattr(candidates, "read_user_show_features", read_user_show_features)
+    codes, table, sids = catalog_table(CATALOG)
     ids = list(CATALOG)
-    codes = np.array([CATALOG[e][0] for e in ids])
-    table = CollisionTable.from_arrays(ids, codes, [CATALOG[e][2] for e in ids], locale=[CATALOG[e][3] for e in ids])
-    sids = sorted({CATALOG[e][0] for e in ids})
 
     def build(backend=None, **kw) -> CandidateService:
         return CandidateService(FakeStore(), backend or EchoBackend(SidTrie(codes, K), sids), table,

@@ -4,16 +4,14 @@ publish times and the shows learnt after generation. The live-stack test is test
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import streams.candidates as candidates
-from glide_model.sids.collisions import CollisionTable
 from glide_model.sids.trie import SidTrie
 from streams.candidates import CandidateConfig, CandidateService
 from streams.schemas import SessionStart
-from tests.streams.fakes import EchoBackend, FakeStore
+from tests.streams.fakes import EchoBackend, FakeStore, catalog_table
 
 K = 4
 NOW = pd.Timestamp("2026-03-01", tz="UTC")
@@ -45,10 +43,8 @@ def service(monkeypatch):
 
     monkeypatch.setattr(candidates, "online_features", online_features)
     monkeypatch.setattr(candidates, "read_user_show_features", read_user_show_features)
+    codes, table, sids = catalog_table(CATALOG)
     ids = list(CATALOG)
-    codes = np.array([CATALOG[e][0] for e in ids])
-    table = CollisionTable.from_arrays(ids, codes, [CATALOG[e][2] for e in ids], locale=[CATALOG[e][3] for e in ids])
-    sids = sorted({CATALOG[e][0] for e in ids})
     published = {e: NOW - pd.Timedelta(days=1) for e in ids} | {"n3": NOW + pd.Timedelta(hours=1)}
 
     def make(**config) -> CandidateService:
