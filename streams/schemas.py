@@ -15,6 +15,7 @@ duplicate, unknown ids) happen in the processors but use the same reasons.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -187,6 +188,10 @@ def _parse(raw: bytes, topic: str) -> dict:
     return obj
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_SHORT_LEN = 128  # ids, tags and topic names; longer strings are free text
+
+
 def _str(obj: dict, name: str, max_len: int, required: bool = True, default: Any = None) -> Any:
     v = obj.get(name)
     if v is None:
@@ -199,6 +204,10 @@ def _str(obj: dict, name: str, max_len: int, required: bool = True, default: Any
         raise InvalidEvent(TOO_LARGE if len(v) > 10 * max_len else SCHEMA, f"{name} longer than {max_len} characters")
     if required and not v:
         raise InvalidEvent(SCHEMA, f"{name} must not be empty")
+    # Ids and tags are keys in SQLite, Redis and PostgreSQL: no control characters. Free text may hold
+    # newlines and tabs but never NUL, which PostgreSQL text cannot store (a crash loop, not a row).
+    if (_CONTROL.search(v) if max_len <= MAX_SHORT_LEN else "\x00" in v):
+        raise InvalidEvent(SCHEMA, f"{name} must not contain control characters")
     return v
 
 
@@ -281,7 +290,8 @@ def _show(obj: Any) -> ShowInfo:
     if type(obj) is not dict:
         raise InvalidEvent(SCHEMA, f"show must be a JSON object, got {type(obj).__name__}")
     topics = obj.get("topics") or []
-    if type(topics) is not list or not all(type(t) is str and len(t) <= 128 for t in topics) or len(topics) > 64:
+    if (type(topics) is not list or len(topics) > 64
+            or not all(type(t) is str and len(t) <= MAX_SHORT_LEN and not _CONTROL.search(t) for t in topics)):
         raise InvalidEvent(SCHEMA, "show.topics must be a list of at most 64 short strings")
     return ShowInfo(
         show_id=_str(obj, "show_id", MAX_ID_LEN),
@@ -306,7 +316,7 @@ def _episode(obj: Any) -> EpisodeInfo:
         title=_str(obj, "title", MAX_TITLE_LEN),
         published_at=_ts(obj, "published_at", None),
         description=_str(obj, "description", MAX_DESCRIPTION_LEN, required=False, default=""),
-        topic=_str(obj, "topic", 128, required=False),
+        topic=_str(obj, "topic", MAX_SHORT_LEN, required=False),
         locale=_str(obj, "locale", MAX_TAG_LEN, required=False),
         duration_s=duration,
         playable=_bool(obj, "playable", True),

@@ -7,10 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import redis
 
 from glide import habits
 from glide.catalog import CatalogDB
@@ -143,3 +145,36 @@ def listening_addresses(port: int) -> set[str]:
         if state == "0A" and int(port_hex, 16) == port:
             out.add(".".join(str(b) for b in bytes.fromhex(ip_hex)[::-1]))
     return out
+
+
+class RedisServer:
+    """One redis-server process of this test on its own port and folder; only it is ever killed."""
+
+    def __init__(self, folder, port: int):
+        self.folder, self.port = folder, port
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen | None = None
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def start(self, timeout: float = 15) -> None:
+        log = open(self.folder / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if client.ping():
+                    return
+            except redis.exceptions.RedisError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server on {self.port} did not come up; see {self.folder}/redis.log")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)

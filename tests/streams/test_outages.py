@@ -41,6 +41,7 @@ from streams.replay import plan, produce, push_profiles
 from tests.streams.fakes import EchoBackend
 from tests.streams.helpers import (
     assert_features_match_oracle,
+    RedisServer,
     free_port,
     processed_offsets,
     register_sids,
@@ -50,39 +51,6 @@ from tests.streams.helpers import (
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
-
-
-class RedisServer:
-    """One redis-server process of this test on its own port and folder; only it is ever killed."""
-
-    def __init__(self, folder, port: int):
-        self.folder, self.port = folder, port
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.proc: subprocess.Popen | None = None
-        self.url = f"redis://127.0.0.1:{port}/0"
-
-    def start(self, timeout: float = 15) -> None:
-        log = open(self.folder / "redis.log", "ab")
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if client.ping():
-                    return
-            except redis.exceptions.RedisError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server on {self.port} did not come up; see {self.folder}/redis.log")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
 
 
 @pytest.fixture

@@ -61,6 +61,24 @@ def test_listen_rejections_name_the_reason():
     assert reason(orjson.dumps(listen(surface="x" * 100))) == S.SCHEMA
 
 
+@pytest.mark.parametrize("value", ["ev\x00nul", "a\nb", "tab\t", "\x1b[31m", "del\x7f"])
+def test_control_characters_in_ids_and_tags_are_schema_errors(value):
+    # NUL reached PostgreSQL's event log and crash-looped the stream worker (found by the fault suite).
+    for field in ("event_id", "user_id", "surface", "locale"):
+        assert reason(orjson.dumps(listen(**{field: value}))) == S.SCHEMA, field
+
+
+def test_free_text_keeps_newlines_but_not_nul():
+    def update(description: str) -> bytes:
+        return orjson.dumps({"event_id": "c1", "ts": NOW, "episode": {
+            "episode_id": "e1", "show_id": "s1", "title": "T", "published_at": NOW, "description": description}})
+
+    assert S.decode_catalog_update(update("line one\n\tline two")).episode.description == "line one\n\tline two"
+    with pytest.raises(S.InvalidEvent) as err:
+        S.decode_catalog_update(update("before\x00after"))
+    assert err.value.reason == S.SCHEMA
+
+
 def test_session_start_and_catalog_update():
     raw = orjson.dumps({"event_id": "sess_1", "user_id": "u", "ts": NOW, "surface": "search",
                         "context": {"device": "mobile"}})
