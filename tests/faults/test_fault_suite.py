@@ -14,11 +14,16 @@ The table is printed at the end of the run (tests/faults/conftest.py).
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
+import orjson
 import pandas as pd
+import psutil
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -26,15 +31,18 @@ from glide.event_log import open_event_log
 from glide.world.generator import WorldConfig, generate_world
 from streams import deadletter
 from streams import schemas as S
+from streams.candidate_worker import CANDIDATES_TOPIC
 from streams.replay import plan, produce, push_profiles
-from tests.faults.hostile import APPLIED, DUPLICATE, Sent, hostile_listens
+from tests.faults.hostile import APPLIED, COLD_START, DUPLICATE, SERVED, STALE, Sent, hostile_listens, hostile_sessions
 from tests.faults.report import ROWS, FaultRow
-from tests.streams.helpers import assert_features_match_oracle, processed_offsets, register_sids, start_worker, \
-    stop_worker
+from tests.streams.helpers import (
+    REPO, assert_features_match_oracle, processed_offsets, register_sids, start_worker, stop_worker, worker_env,
+)
 
 pytestmark = pytest.mark.faults
 
 OUTAGE_S = 8
+FLOOD = 300  # good session starts sent at once to the GLIDE worker
 
 
 class Supervisor:
@@ -98,13 +106,15 @@ def send_all(bootstrap: str, topic: str, records: list[Sent]) -> dict[tuple[int,
     return out
 
 
-def account(row: FaultRow, sent: dict[tuple[int, int], Sent], positive: set, letters: dict) -> list[str]:
-    """Fill ``row`` with what happened to each sent record; returns the mismatches."""
+def account(row: FaultRow, sent: dict[tuple[int, int], Sent], positive: set, letters: dict,
+            positive_outcome=lambda r: APPLIED, silent: str = DUPLICATE) -> list[str]:
+    """Fill ``row`` with what happened to each sent record; returns the mismatches. ``positive``: the
+    positions with a trace of success (logged, served); ``silent``: the outcome that leaves no trace."""
     wrong = []
     for pos, r in sent.items():
-        got = APPLIED if pos in positive else letters.get(pos)
-        if got is None and r.expect == DUPLICATE:
-            got = DUPLICATE
+        got = positive_outcome(r) if pos in positive else letters.get(pos)
+        if got is None and r.expect == silent:
+            got = silent
         row.outcomes[got or "nothing"] += 1
         if got in letters.values() and got == letters.get(pos):
             row.dead_lettered[got] += 1
@@ -189,3 +199,153 @@ def test_stream_worker_under_hostile_input_outages_and_kills(fault_stack):
 
     assert assert_features_match_oracle(open_store(settings), accepted, sids, stats.final_ts_ms) > 100
     assert row.retried > 0, "no outage was noticed"
+
+
+# -- the GLIDE worker ----------------------------------------------------------------------------------
+
+M, K = 3, 8
+USERS = [f"fu{i}" for i in range(16)]
+QUANTIZER = "fault-q"
+
+
+def _glide_catalog(settings, folder) -> Path:
+    """A 48-episode catalog with SIDs, users with features online, and a tiny untrained GLIDE export."""
+    from glide.catalog import CatalogDB
+    from glide_model.llm.backbone import tiny_llama
+    from glide_model.llm.checkpoint import Manifest, export_merged, save_checkpoint
+    from glide_model.llm.model import GlideLM
+    from glide_model.llm.prompt import GLIDE, PromptBuilder
+    from glide_model.llm.soft_prompt import SoftPromptProjector
+    from glide_model.llm.vocab import extend_vocab
+    from streams.feature_store import open_store, push
+
+    db = CatalogDB.from_settings(settings)
+    db.migrate()
+    db.upsert_shows([{"show_id": f"fs{j}", "title": f"Show {j}", "locale": "en-US"} for j in range(6)])
+    db.upsert_episodes(pd.DataFrame([{
+        "episode_id": f"fe{i:03d}", "show_id": f"fs{i % 6}", "title": f"Episode {i}", "description": f"About {i}",
+        "locale": "en-US", "playable": True, "popularity": float(i), "published_at": pd.Timestamp("2026-01-01", tz="UTC"),
+        "duration_s": 1800, "topic": "news"} for i in range(48)]))
+    codes = {f"fe{i:03d}": (i % K, (i // K) % K, i % 3) for i in range(48)}
+    db.register_quantizer(QUANTIZER, "test", "/nonexistent", M, K)
+    db.save_sid_assignments(QUANTIZER, codes)
+    db.close()
+
+    now = pd.Timestamp.now(tz="UTC")
+    store = open_store(settings)
+    push(store, "user_context", pd.DataFrame({"user_id": USERS, "locale": ["en-US"] * len(USERS),
+                                              "country": ["US"] * len(USERS), "affinity_topics": [["news"]] * len(USERS),
+                                              "event_timestamp": [now] * len(USERS)}))
+    push(store, "user_recent_sids", pd.DataFrame({
+        "user_id": USERS, "recent_episode_ids": [["fe000", "fe001"]] * len(USERS),
+        "recent_sid_codes": [list(codes["fe000"] + codes["fe001"])] * len(USERS), "sid_levels": [M] * len(USERS),
+        "event_timestamp": [now] * len(USERS)}))
+
+    model, tok = tiny_llama(seed=2)
+    model.save_pretrained(folder / "base")
+    tok.save_pretrained(folder / "base")
+    vocab = extend_vocab(model, tok, M, K)
+    glm = GlideLM(model, tok, vocab, PromptBuilder(tok, vocab, GLIDE), SoftPromptProjector(8, model.config.hidden_size))
+    save_checkpoint(folder / "ckpt", glm, Manifest(base_model=str(folder / "base"), variant="glide", levels=M,
+                                                   codebook_size=K, quantizer_version=QUANTIZER, catalog_version="c"))
+    return export_merged(folder / "ckpt", folder / "export")
+
+
+def _start_serve(settings, export: Path) -> subprocess.Popen:
+    log = open(settings.data_dir / "glide-serve.log", "ab")
+    return subprocess.Popen([sys.executable, "-m", "glide_app.cli", "serve", "--model", str(export), "--beams", str(K)],
+                            cwd=REPO, env=worker_env(settings), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+class Served:
+    """The session event ids that reached `glide-candidates`."""
+
+    def __init__(self, bootstrap: str):
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        tps = [TopicPartition(CANDIDATES_TOPIC, p) for p in sorted(self.consumer.partitions_for_topic(CANDIDATES_TOPIC))]
+        self.consumer.assign(tps)
+        for tp in tps:
+            self.consumer.seek(tp, 0)
+        self.ids: Counter = Counter()
+
+    def poll(self) -> Counter:
+        for records in self.consumer.poll(timeout_ms=200).values():
+            self.ids.update(orjson.loads(r.value)["session_event_id"] for r in records)
+        return self.ids
+
+
+class PeakRss:
+    """The largest resident set of the supervised process, sampled every 0.2 s."""
+
+    def __init__(self, supervisor: Supervisor):
+        self.peak, self._stop = 0, threading.Event()
+
+        def sample() -> None:
+            while not self._stop.wait(0.2):
+                try:
+                    self.peak = max(self.peak, psutil.Process(supervisor.proc.pid).memory_info().rss)
+                except psutil.Error:
+                    pass
+
+        threading.Thread(target=sample, daemon=True).start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        return self.peak
+
+
+def test_glide_worker_under_hostile_input_a_flood_outages_and_kills(fault_stack, tmp_path):
+    settings, bootstrap = fault_stack.settings, fault_stack.settings.bootstrap_servers()
+    export = _glide_catalog(settings, tmp_path)
+    row = FaultRow("GLIDE worker")
+    ROWS.append(row)
+    served = Served(bootstrap)
+    worker = Supervisor(lambda: _start_serve(settings, export), row)
+    now = S.now_ms()
+    flood = [Sent("flood", u.encode(), orjson.dumps(e), SERVED, e) for i in range(FLOOD)
+             for u in [USERS[i % len(USERS)]]
+             for e in [{"event_id": f"flood-{i}", "user_id": u, "ts": now, "surface": "home", "context": {}}]]
+    try:
+        probe = flood.pop()
+        sent = send_all(bootstrap, S.SESSION_TOPIC, [probe])
+        worker.wait(lambda: probe.event["event_id"] in served.poll(), 180, "the first candidates")
+        baseline = psutil.Process(worker.proc.pid).memory_info().rss
+        rss = PeakRss(worker)
+
+        hostile = hostile_sessions({"user_id": USERS[0], "surface": "home", "context": {}}, now,
+                                   unknown_user="fu-nobody", seed=7)
+        sent |= send_all(bootstrap, S.SESSION_TOPIC, hostile + flood[: FLOOD // 2])
+        worker.hold(1)
+        fault_stack.redis.kill()
+        worker.hold(OUTAGE_S)
+        fault_stack.redis.start()
+        row.faults.append(f"Redis down {OUTAGE_S} s")
+        fault_stack.proxy.outage(OUTAGE_S)
+        row.faults.append(f"broker cut off {OUTAGE_S} s")
+        worker.hold(1)
+        worker.kill()
+        sent |= send_all(bootstrap, S.SESSION_TOPIC, flood[FLOOD // 2:])
+        want = {r.event["event_id"] for r in sent.values() if r.expect in (SERVED, COLD_START)}
+        worker.wait(lambda: want <= set(served.poll()), 240, "every session to be served")
+        worker.hold(2)  # anything served twice or late shows up now
+        served.poll()
+        peak = rss.stop()
+        row.faults.append(f"flood of {FLOOD}: RSS peak +{(peak - baseline) / 2**20:.0f} MiB")
+        worker.check()
+    finally:
+        stop_worker(worker.proc)
+    row.retried = (settings.data_dir / "glide-serve.log").read_text().count("retrying in")
+
+    letters = dead_letters(bootstrap, S.SESSION_TOPIC)
+    got = {pos: (SERVED if r.event and r.event["event_id"] in served.ids else letters.get(pos, STALE))
+           for pos, r in sent.items()}
+    wrong = account(row, {pos: r for pos, r in sent.items()}, {p for p, g in got.items() if g == SERVED}, letters,
+                    positive_outcome=lambda r: COLD_START if r.expect == COLD_START else SERVED,
+                    silent=STALE)
+    assert not wrong, "\n".join(wrong)
+    stale_ids = {r.event["event_id"] for r in sent.values() if r.expect == STALE and r.event}
+    assert not stale_ids & set(served.ids), "a stale session was served"
+    row.check()
+    assert row.retried > 0, "no outage was noticed"
+    assert peak - baseline < 512 * 2**20, f"RSS grew by {(peak - baseline) / 2**20:.0f} MiB under the flood"
