@@ -2,7 +2,8 @@
 and the offline training jobs.
 
 Read top to bottom:
-1. Entities are the join keys: a listener (`user`), a podcast series (`show`), an installment (`episode`).
+1. Entities are the join keys: a listener (`user`), a podcast series (`show`), an installment (`episode`),
+   the mode a candidate set was generated for (`candidate_mode`).
 2. Every feature view has a *batch source* (Parquet under `<data_dir>/offline/` on the embedded
    profile, a PostgreSQL table on the cluster profile) that the offline jobs write and training reads
    point-in-time correct, and a *push source* that the stream processors and the GLIDE worker write
@@ -155,20 +156,35 @@ episode_catalog = FeatureView(
 )
 
 # --- GLIDE output (written by the GLIDE worker at session start) --------------------------------
+# The control token a set was generated with (paper §4.3.1). Candidates are keyed by (user, mode), not
+# one row per user holding both lists: each mode is then its own online row with its own event
+# timestamp, so the worker writes one mode's set without reading or overwriting the other (a push
+# writes whole rows, and Feast's Redis store drops a row that is not newer than the stored one), the
+# two sets age and refresh independently, and a ranker reads both with one batch lookup of two keys.
+candidate_mode = Entity(
+    name="candidate_mode", join_keys=["mode"], value_type=ValueType.STRING,
+    description="The mode a candidate set was generated for: familiar | unfamiliar.",
+)
+
 glide_candidates = FeatureView(
     name="glide_candidates",
-    entities=[user],
+    entities=[user, candidate_mode],
     ttl=timedelta(days=2),
     schema=[
         Field(name="candidate_episode_ids", dtype=Array(String)),
         Field(name="candidate_scores", dtype=Array(Float32)),
-        Field(name="mode", dtype=String, description="familiar | unfamiliar"),
         Field(name="model_version", dtype=String),
+        Field(name="quantizer_version", dtype=String, description="The SIDs the model spoke."),
+        Field(name="surface", dtype=String, description="The surface of the session start that asked."),
         Field(name="generated_at", dtype=UnixTimestamp),
+        # The refresh policy's "listened since": a newer user_recent_sids row than this means the
+        # history changed after the set was generated (streams/candidates.py, refresh).
+        Field(name="history_as_of", dtype=UnixTimestamp,
+              description="Event time of the user_recent_sids row the set was generated from."),
     ],
     source=push_source("glide_candidates"),
     online=True,
-    description="Cached beam-search candidates for downstream rankers.",
+    description="Cached beam-search candidates per user and mode, for downstream rankers.",
 )
 
 # --- Who reads what ---------------------------------------------------------------------------
@@ -181,13 +197,14 @@ glide_inputs = FeatureService(
 ranker_candidates = FeatureService(
     name="ranker_candidates",
     features=[glide_candidates],
-    description="GLIDE's cached candidates, as rankers read them.",
+    description="GLIDE's cached candidates, as rankers read them: one row per (user_id, mode).",
 )
 
 ALL_OBJECTS = [
     user,
     show,
     episode,
+    candidate_mode,
     user_show_listening_28d,
     user_recent_sids,
     user_cf_embedding,

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "retrain": "glide_app.commands.retrain:retrain",
     "serve": "glide_app.commands.serve:serve",
     "recommend": "glide_app.commands.serve:recommend",
+    "candidates": "glide_app.commands.candidates:candidates",
     "bench": "benchmarks.cli:bench",
     "demo": "glide_app.demo:demo",
 }

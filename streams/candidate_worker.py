@@ -1,9 +1,16 @@
 """The GLIDE worker: consumes `session-start`, generates candidates with a :class:`CandidateService`
-and writes them to Feast (`glide_candidates`) and to the `glide-candidates` topic.
+and writes them to Feast (`glide_candidates`, a row per user and mode) and to the `glide-candidates`
+topic (an event per session and mode).
+
+Refresh policy (streams/candidates.py): a session's set for a mode is regenerated only when the cached
+one is stale (older than `GLIDE_CANDIDATES_REFRESH_TTL_S`, another model's, or the user listened
+since); a session whose every set is fresh is answered on `glide-candidates` with the cached sets
+(`"cached": true`), nothing is generated or written to Feast, and it counts as `skipped_fresh`.
 
 At-least-once: offsets are committed only after candidates (and dead letters) are written, so a
-crash re-generates a batch, which overwrites the same Feast rows. Inference runs in a worker thread
-so the consumer keeps heart-beating during long beam searches. Bad records never stop the worker:
+crash re-reads a batch: sets it already wrote are answered from the cache, the others regenerated
+(overwriting the same Feast rows). Inference runs in a worker thread so the consumer keeps
+heart-beating during long beam searches. Bad records never stop the worker:
 they go to `dead-letter` with the reason (`malformed_json`, `schema`, `too_large`, ..., or
 `inference_error`), cut to `GLIDE_STREAMS_DEAD_LETTER_MAX_BYTES` (streams/deadletter.py) so that even a
 record far over the producer's request limit is dead-lettered and its batch committed. A session
@@ -18,8 +25,9 @@ dead-lettered, as `retry_exhausted` (re-drive it once the store is back); a non-
 generation is `inference_error` at once. Dead letters are sent with the same retries; if even they
 cannot be delivered the worker stops with the error, uncommitted, and a restart re-reads the batch.
 
-`glide_worker_sessions_total{outcome}`: `served` (candidates for a user with features online),
-`cold_start` (served, but the user had no features online at all), `stale`, `dead_letter`.
+`glide_worker_sessions_total{outcome}`: `served` (candidates generated for a user with features
+online), `cold_start` (generated, but the user had no features online at all), `skipped_fresh` (every
+cached set still fresh), `stale`, `dead_letter`.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from prometheus_client import Counter, Histogram
 
 from glide.config import GlideSettings
 from streams import deadletter
-from streams.candidates import CandidateService
+from streams.candidates import CandidateService, CandidateSet
 from streams.config import StreamSettings, load_stream_settings
 from streams.retry import Retry, RetryExhausted
 from streams.schemas import (
@@ -133,7 +141,7 @@ async def _handle(service: CandidateService, producer: AIOKafkaProducer, records
         try:
             results = await asyncio.to_thread(_recommend_and_publish, service, sessions)
             elapsed = time.perf_counter() - started
-            await retry.acall("candidates_send", _sender(producer, results))
+            await retry.acall("candidates_send", _sender(producer, [c for sets in results for c in sets]))
         except RetryExhausted as exc:  # the store or broker stayed down: re-drive these later
             log.error("%d sessions dead-lettered: %s", len(sessions), exc)
             letters.extend(_letter(r, RETRY_EXHAUSTED, str(exc)) for r in origin)
@@ -142,11 +150,9 @@ async def _handle(service: CandidateService, producer: AIOKafkaProducer, records
             log.exception("candidate generation failed for %d sessions", len(sessions))
             letters.extend(_letter(r, INFERENCE_ERROR, f"{type(exc).__name__}: {exc}") for r in origin)
             results = []
-        for _ in results:
+        for answer in results:
             LATENCY.observe(elapsed / len(results))
-        cold = sum(1 for c in results if c.cold_start)
-        SESSIONS.labels("served").inc(len(results) - cold)
-        SESSIONS.labels("cold_start").inc(cold)
+            SESSIONS.labels(session_outcome(answer)).inc()
     await retry.acall("dead_letter_send", deadletter.send_all, producer, letters, cfg.dead_letter_max_bytes)
     SESSIONS.labels("dead_letter").inc(len(letters))
 
@@ -195,9 +201,17 @@ async def _add_episodes(service: CandidateService, producer: AIOKafkaProducer, r
     await retry.acall("dead_letter_send", deadletter.send_all, producer, letters, cfg.dead_letter_max_bytes)
 
 
-def _recommend_and_publish(service: CandidateService, sessions):
-    results = service.recommend(sessions)
-    service.publish(results)
+def session_outcome(sets: list[CandidateSet]) -> str:
+    """How a session was answered: `skipped_fresh` (only cached sets), `cold_start` or `served`."""
+    if all(c.cached for c in sets):
+        return "skipped_fresh"
+    return "cold_start" if any(c.cold_start for c in sets if not c.cached) else "served"
+
+
+def _recommend_and_publish(service: CandidateService, sessions) -> list[list[CandidateSet]]:
+    """Per session, its sets (refresh policy); the regenerated ones are written to Feast first."""
+    results = service.refresh(sessions)
+    service.publish([c for sets in results for c in sets])
     return results
 
 

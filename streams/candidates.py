@@ -1,6 +1,16 @@
 """Session start -> GLIDE candidates (paper §4.4): read the user's `glide_inputs` from Feast, run
 30-beam SID generation, map SIDs to episodes with the popularity tie-breaker under eligibility rules,
-and cache the result in Feast (`glide_candidates`, read by rankers through `ranker_candidates`).
+and cache the result in Feast (`glide_candidates`, one row per (user, mode), read by rankers through
+`ranker_candidates`; streams/candidate_client.py).
+
+Modes and refresh (:meth:`CandidateService.refresh`, what the worker calls): a session start wants a
+set per mode (`CandidateConfig.session_modes`: "all", or "session" for its own mode only), all in one
+backend call. A wanted set is regenerated only when its cached one is stale: none cached, another
+model's, generated `refresh_ttl_s` (3600 s; 0: always) or more from the session's time (not the wall
+clock: a backfilled session far in the past regenerates), or the user listened since: their
+`user_recent_sids` row is newer than the one the set was made from (`history_as_of`, stored event
+times, so a listen that reached the store late counts; Feast keeps whole seconds). Else the cached
+set answers (``cached=True``, not rewritten) and the worker counts `skipped_fresh`.
 
 Eligibility is the serving rule of glide_model/serving/rules.py (offline evaluation applies the
 same one): habitual shows out, the mode's show rule (`unfamiliar`: no show the user listened to
@@ -57,6 +67,7 @@ from glide.habits import HABIT_WINDOW, unflatten_codes
 from glide_model.serving.contract import GenerationBackend, RecRequest
 from glide_model.serving.rules import MODES, RequestFacts, ServingRules, resolve_served, served_facts
 from glide_model.sids.collisions import CollisionTable
+from streams.candidate_client import CachedCandidates, needs_refresh, read_cache_state
 from streams.feature_store import online_features, push, read_user_show_features
 from streams.retry import call as retry_call
 from streams.schemas import SessionStart
@@ -68,6 +79,7 @@ CF_VECTORS = Counter("glide_worker_cf_vectors_total", "CF vectors read for a req
 CF_OUTCOMES = ("ok", "missing", "version_mismatch", "bad_dimension")
 # Feast keeps last_listened_at in whole seconds: the newest listen it shows may be up to this early.
 HABIT_CLOCK_EPSILON = pd.Timedelta(seconds=1)
+SESSION_MODES = ("all", "session")
 
 
 def habit_clock(as_of: pd.Timestamp | None, last_listened_at: pd.Series | None) -> pd.Timestamp | None:
@@ -113,10 +125,16 @@ class CandidateConfig:
     locale_filter: bool = True
     locale_match: str = "language"  # "language": en-GB listeners get en-US shows too; "locale": exact
     eligible_decoding: bool = True
+    session_modes: str = "all"  # "all": a set per mode for every session start; "session": its own mode
+    refresh_ttl_s: float = 3600.0  # a cached set at least this old is regenerated (0: every session)
 
     def __post_init__(self) -> None:
         if self.locale_match not in ("language", "locale"):
             raise ValueError(f"locale_match must be 'language' or 'locale', got {self.locale_match!r}")
+        if self.session_modes not in SESSION_MODES:
+            raise ValueError(f"session_modes must be 'all' or 'session', got {self.session_modes!r}")
+        if not self.refresh_ttl_s >= 0:
+            raise ValueError(f"refresh_ttl_s must be >= 0 seconds, got {self.refresh_ttl_s!r}")
 
     @property
     def locale_rule(self) -> str:
@@ -135,13 +153,22 @@ class CandidateSet:
     generated_at_ms: int
     latency_ms: float
     cold_start: bool = False  # the user had no glide_inputs features online at all
+    quantizer_version: str = ""
+    surface: str = ""
+    history_as_of_ms: int | None = None  # event time of the user_recent_sids row read (refresh policy)
+    cached: bool = False  # the fresh cached set answered the session: nothing was generated
 
     def as_event(self) -> dict:
-        return {
-            "user_id": self.user_id, "session_event_id": self.session_event_id, "mode": self.mode,
-            "episode_ids": self.episode_ids, "scores": self.scores, "model_version": self.model_version,
-            "generated_at": self.generated_at_ms,
-        }
+        return {"user_id": self.user_id, "session_event_id": self.session_event_id, "mode": self.mode,
+                "episode_ids": self.episode_ids, "scores": self.scores, "model_version": self.model_version,
+                "quantizer_version": self.quantizer_version, "surface": self.surface,
+                "generated_at": self.generated_at_ms, "cached": self.cached}
+
+    @classmethod
+    def from_cache(cls, cached: CachedCandidates, session: SessionStart) -> CandidateSet:
+        return cls(cached.user_id, session.event_id, cached.mode, cached.episode_ids, cached.scores,
+                   cached.model_version, cached.generated_at_ms, 0.0, quantizer_version=cached.quantizer_version,
+                   surface=cached.surface, history_as_of_ms=cached.history_as_of_ms, cached=True)
 
 
 def _as_of(session: SessionStart) -> pd.Timestamp:
@@ -171,14 +198,17 @@ class CandidateService:
         published_at: Mapping[str, pd.Timestamp] | None = None,
         cf_version: str | None = None,
         cf_dim: int | None = None,
+        quantizer_version: str = "",
     ):
         """``cf_version``: the CF version the model was trained on (its manifest's); ``cf_dim``: its
-        projector's input dimension (default: read from the backend; None skips the check)."""
+        projector's input dimension (default: read from the backend; None skips the check);
+        ``quantizer_version``: the SIDs the model speaks, recorded with every set."""
         self.store = store
         self.backend = backend
         self.table = table
         self.show_of = show_of
         self.model_version = model_version
+        self.quantizer_version = quantizer_version
         self.config = config or CandidateConfig()
         self._inputs = store.get_feature_service("glide_inputs")
         self._last_push_us = 0
@@ -279,12 +309,48 @@ class CandidateService:
         return served_facts(request.mode, session.user_id, consumed, request.locale, _as_of(session),
                             self.show_of, self.show_states, shows=self.rules.catalog_shows)
 
-    def recommend(self, sessions: Sequence[SessionStart]) -> list[CandidateSet]:
-        if not sessions:
+    def session_modes(self, session: SessionStart) -> tuple[str, ...]:  # CandidateConfig.session_modes
+        return MODES if self.config.session_modes == "all" else (session_mode(session, self.config),)
+
+    def recommend(self, sessions: Sequence[SessionStart], modes: Sequence[str] | None = None
+                  ) -> list[CandidateSet]:
+        """Generate now, reading no cache: a set per session and mode of ``modes`` (default: the
+        session's own, session_mode), session-major, all in one batched backend call."""
+        return self._generate([(s, m) for s in sessions for m in (modes or (session_mode(s, self.config),))])
+
+    def refresh(self, sessions: Sequence[SessionStart], modes: Sequence[str] | None = None,
+                force: bool = False) -> list[list[CandidateSet]]:
+        """Per session, a set for each wanted mode (``modes``, default session_modes): regenerated
+        where the cached one is stale by the refresh policy (module docstring), or with ``force``
+        everywhere; else the cached set itself (``cached=True``). One cache read, one backend call."""
+        wanted = [(j, m) for j, s in enumerate(sessions) for m in (modes or self.session_modes(s))]
+        pairs = [(sessions[j], m) for j, m in wanted]
+        ttl = self.config.refresh_ttl_s
+        if pairs and (force or ttl > 0):
+            cached, history = read_cache_state(self.store, [(s.user_id, m) for s, m in pairs], self.retry)
+        else:  # TTL 0: every set is stale, no need to read the cache
+            cached, history = [None] * len(pairs), [None] * len(pairs)
+        stale = [i for i, ((s, _), c, h) in enumerate(zip(pairs, cached, history))
+                 if force or needs_refresh(c, h, s.ts, self.model_version, ttl)]
+        made = dict(zip(stale, self._generate([pairs[i] for i in stale], [history[i] for i in stale])))
+        out: list[list[CandidateSet]] = [[] for _ in sessions]
+        for i, (j, _) in enumerate(wanted):
+            out[j].append(made[i] if i in made else CandidateSet.from_cache(cached[i], sessions[j]))
+        return out
+
+    def _generate(self, pairs: Sequence[tuple[SessionStart, str]], history_ms: Sequence[int | None] | None = None
+                  ) -> list[CandidateSet]:
+        """A set per (session, mode), in order; ``history_ms``: the user_recent_sids row time each is made from."""
+        if not pairs:
             return []
         started = time.perf_counter()
-        requests, recent, cold = self._read(sessions)
-        facts = [self.facts(s, r, c) for s, r, c in zip(sessions, requests, recent)]
+        sessions = list({id(s): s for s, _ in pairs}.values())  # one read (and facts) per session, any modes
+        slot = {id(s): i for i, s in enumerate(sessions)}
+        base, recent, cold = self._read(sessions)
+        base_facts = [self.facts(s, r, c) for s, r, c in zip(sessions, base, recent)]
+        rows = [slot[id(s)] for s, _ in pairs]
+        requests = [replace(base[i], mode=m) for i, (_, m) in zip(rows, pairs)]
+        facts = [replace(base_facts[i], mode=m) for i, (_, m) in zip(rows, pairs)]
         if self.eligible_decoding:  # nothing eligible: allowed None, an empty candidate set, no search
             requests = [replace(r, allowed=self.rules.sub_trie(f)) for r, f in zip(requests, facts)]
         live = [i for i, r in enumerate(requests) if not self.eligible_decoding or r.allowed is not None]
@@ -293,21 +359,25 @@ class CandidateService:
             beams[i] = cands
         now_ms = int(time.time() * 1000)
         out = []
-        for session, request, candidates, known, is_cold in zip(sessions, requests, beams, facts, cold):
+        for (session, mode), row, candidates, known, history in zip(pairs, rows, beams, facts,
+                                                                    history_ms or [None] * len(pairs)):
             sids = [codes for codes, _ in candidates]
             resolved = resolve_served(self.rules, known, session.user_id, sids, self.show_states)
             picked = [(e, float(score)) for e, (_, score) in zip(resolved, candidates) if e is not None]
             picked = picked[: self.config.num_candidates]
             out.append(CandidateSet(
-                user_id=session.user_id, session_event_id=session.event_id, mode=request.mode or "",
+                user_id=session.user_id, session_event_id=session.event_id, mode=mode,
                 episode_ids=[e for e, _ in picked], scores=[s for _, s in picked],
                 model_version=self.model_version, generated_at_ms=now_ms,
-                latency_ms=(time.perf_counter() - started) * 1000 / len(sessions), cold_start=is_cold,
+                latency_ms=(time.perf_counter() - started) * 1000 / len(sessions), cold_start=cold[row],
+                quantizer_version=self.quantizer_version, surface=session.surface, history_as_of_ms=history,
             ))
         return out
 
     def publish(self, sets: Sequence[CandidateSet]) -> None:
-        """Cache candidates in Feast for rankers (one row per user; the newest wins)."""
+        """Cache generated candidates in Feast for rankers: one row per (user, mode), the newest wins;
+        the other mode's row is left as it is. Sets read back from the cache are not written again."""
+        sets = [c for c in sets if not c.cached]
         if not sets:
             return
         # Strictly increasing push timestamps, also for one user twice in a millisecond: Feast's
@@ -318,10 +388,13 @@ class CandidateService:
             stamps.append(self._last_push_us)
         retry_call(self.retry, "candidates_push", push, self.store, "glide_candidates", pd.DataFrame({
             "user_id": [c.user_id for c in sets],
+            "mode": [c.mode for c in sets],
             "candidate_episode_ids": [c.episode_ids for c in sets],
             "candidate_scores": [[float(s) for s in c.scores] for c in sets],
-            "mode": [c.mode for c in sets],
             "model_version": [c.model_version for c in sets],
+            "quantizer_version": [c.quantizer_version for c in sets],
+            "surface": [c.surface for c in sets],
             "generated_at": pd.to_datetime([c.generated_at_ms for c in sets], unit="ms", utc=True),
+            "history_as_of": pd.to_datetime([c.history_as_of_ms for c in sets], unit="ms", utc=True),
             "event_timestamp": pd.to_datetime(stamps, unit="us", utc=True),
         }))

@@ -72,9 +72,12 @@ def push(store, view: str, frame: pd.DataFrame) -> None:
     store.push(f"{view}_push", frame, to=PushMode.ONLINE)
 
 
-def online_features(store, refs: list[str] | object, entity_rows: list[dict]) -> dict[str, list]:
-    """get_online_features as a plain dict of columns."""
-    return store.get_online_features(features=refs, entity_rows=entity_rows).to_dict()
+def online_features(store, refs: list[str] | object, entity_rows: list[dict], timestamps: bool = False
+                    ) -> dict[str, list]:
+    """get_online_features as a plain dict of columns; with ``timestamps``, also each feature's row
+    event time as ``<feature>__ts`` (epoch seconds, 0 where no row is stored)."""
+    response = store.get_online_features(features=refs, entity_rows=entity_rows)
+    return response.to_dict(include_event_timestamps=True) if timestamps else response.to_dict()
 
 
 _PAIR_FEATURES = ("listen_seconds_28d", "ever_listened", "last_listened_at", "habitual")

@@ -1,14 +1,37 @@
 """Assemble the GLIDE worker from the registry: the promoted (or given) model export, the SID
-assignments of the model's quantizer from the catalog DB, and the Feast store."""
+assignments of the model's quantizer from the catalog DB, the Feast store, and the candidate
+settings from the environment (GLIDE_CANDIDATES_*)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from glide.config import ConfigError, GlideSettings
 from streams.candidates import CandidateConfig, CandidateService
+
+# CandidateConfig field -> the environment variable that overrides its default.
+CANDIDATE_ENV = {"refresh_ttl_s": "GLIDE_CANDIDATES_REFRESH_TTL_S", "session_modes": "GLIDE_CANDIDATES_SESSION_MODES"}
+
+
+def candidate_config_from_env(environ: Mapping[str, str] | None = None, **overrides) -> CandidateConfig:
+    """CandidateConfig's defaults, then GLIDE_CANDIDATES_REFRESH_TTL_S (seconds; 0: regenerate at
+    every session start) and GLIDE_CANDIDATES_SESSION_MODES (all | session), then ``overrides``; a
+    bad value raises ConfigError naming its variable."""
+    environ = os.environ if environ is None else environ
+    values: dict = {}
+    for name, env in CANDIDATE_ENV.items():
+        if env not in environ:
+            continue
+        try:
+            values[name] = float(environ[env]) if name == "refresh_ttl_s" else environ[env]
+            CandidateConfig(**{name: values[name]})
+        except ValueError as exc:
+            raise ConfigError(f"bad candidate setting {env}={environ[env]!r}: {exc}") from None
+    return CandidateConfig(**values | overrides)
 
 
 def build_service(
@@ -56,9 +79,16 @@ def build_service(
     if quantizer and Path(quantizer["artifact_path"]).is_dir():
         index = SidIndex(load_quantizer(quantizer["artifact_path"]), TextEncoder(), trie, table)
     if backend == "vllm":
-        from glide_model.llm.vllm_backend import VLLMBackend  # only inside infra/vllm's venv
+        # vLLM runs in its own venv (infra/vllm/.venv), as a server process this worker talks to.
+        from glide_model.llm.vllm_process import VLLMProcessBackend, VLLMProcessError
 
-        gen = VLLMBackend(model_dir, trie, num_beams=num_beams)
+        try:
+            gen = VLLMProcessBackend(model_dir, trie, num_beams=num_beams)
+        except ConfigError:
+            raise
+        except (CheckpointError, ValueError, VLLMProcessError) as exc:  # not servable by vLLM: say why, once
+            reason = exc.summary() if isinstance(exc, VLLMProcessError) else str(exc)
+            raise ConfigError(f"--backend vllm cannot serve {model_dir}: {reason}") from None
     elif backend == "hf":
         from glide_model.llm.decoding import HFBackend, merge_for_serving
 
@@ -68,6 +98,7 @@ def build_service(
         raise ConfigError(f"unknown backend {backend!r}: use hf or vllm")
     show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))
     published_at = dict(zip(episodes["episode_id"], episodes["published_at"]))  # rule: published by the session
-    return CandidateService(open_store(settings), gen, table, show_of, version or model_dir.name, config,
-                            sid_index=index, published_at=published_at, cf_version=manifest.cf_version,
-                            cf_dim=(manifest.projector or {}).get("d_cf"))
+    return CandidateService(open_store(settings), gen, table, show_of, version or model_dir.name,
+                            config or candidate_config_from_env(), sid_index=index, published_at=published_at,
+                            cf_version=manifest.cf_version, cf_dim=(manifest.projector or {}).get("d_cf"),
+                            quantizer_version=manifest.quantizer_version)

@@ -1,4 +1,4 @@
-"""`glide serve` (the session-start worker) and `glide recommend` (one user, for people)."""
+"""`glide serve` (the session-start worker) and `glide recommend` (generate now, for people)."""
 
 from __future__ import annotations
 
@@ -43,12 +43,18 @@ def serve(model_dir: Path | None, backend: str, beams: int, max_batch: int, data
 
 @click.command()
 @click.argument("user_ids", nargs=-1, required=True)
-@click.option("--mode", type=click.Choice(["familiar", "unfamiliar"]), default="unfamiliar", show_default=True)
+@click.option("--mode", type=click.Choice(["familiar", "unfamiliar"]), default=None,
+              help="Generate only this mode (default: both); the other mode's cached set is left as it is.")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path, file_okay=False), default=None)
 @click.option("--top", type=int, default=10, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-def recommend(user_ids: tuple[str, ...], mode: str, model_dir: Path | None, top: int, data_dir: str | None) -> None:
-    """Generate candidates for USER_IDS now (same path as the worker) and show them with titles."""
+def recommend(user_ids: tuple[str, ...], mode: str | None, model_dir: Path | None, top: int,
+              data_dir: str | None) -> None:
+    """Generate candidates for USER_IDS now (the worker's path, ignoring the cache), write them to the
+    Feast cache (replacing those users' cached sets of the generated modes) and show them with titles.
+
+    For people trying the model. Rankers read the cache instead, without generating: `glide
+    candidates USER...` or streams.candidate_client.CandidateClient."""
     from glide.catalog import CatalogDB
     from streams.schemas import SessionStart
     from streams.serving import build_service
@@ -56,8 +62,9 @@ def recommend(user_ids: tuple[str, ...], mode: str, model_dir: Path | None, top:
     settings = load_settings(data_dir=data_dir)
     service = build_service(settings, model_dir)
     now = int(time.time() * 1000)
-    sessions = [SessionStart(f"cli-{u}-{now}", u, now, "home", {"mode": mode}) for u in user_ids]
-    results = service.recommend(sessions)
+    sessions = [SessionStart(f"cli-{u}-{now}", u, now, "home", {}) for u in user_ids]
+    modes = (mode,) if mode else ("familiar", "unfamiliar")
+    results = [c for sets in service.refresh(sessions, modes=modes, force=True) for c in sets]
     service.publish(results)
     db = CatalogDB.from_settings(settings)
     console = Console()

@@ -175,7 +175,7 @@ def serve_sessions(settings, service, pairs: pd.DataFrame, group_id: str, timeou
     asyncio.run(serve())
     users = pairs["user_id"].tolist()
     got = online_features(service.store, service.store.get_feature_service("ranker_candidates"),
-                          [{"user_id": u} for u in users])
+                          [{"user_id": u, "mode": m} for u, m in zip(users, pairs["mode"])])
     return {u: list(ids or []) for u, ids in zip(users, got["candidate_episode_ids"])}
 
 

@@ -1,5 +1,6 @@
 """Session start -> GLIDE candidates in Feast and on `glide-candidates`, through a real broker, real
-Feast and a real (tiny, untrained) GLIDE export: every candidate obeys the eligibility rules."""
+Feast and a real (tiny, untrained) GLIDE export: every candidate obeys the eligibility rules, and each
+session start caches a set per mode side by side."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ from streams.serving import build_service
 
 M, K = 4, 8
 LOCALES = ("en-US", "de-DE")
+USERS = ("u1", "u2", "u-unknown")
+
+
+def _cached(store, users, mode: str) -> dict:
+    """The ranker_candidates rows of ``users`` in ``mode``."""
+    return online_features(store, store.get_feature_service("ranker_candidates"),
+                           [{"user_id": u, "mode": mode} for u in users])
 
 
 def _catalog(rng) -> tuple[pd.DataFrame, dict[str, tuple[int, ...]]]:
@@ -109,9 +117,8 @@ def served(embedded_stack, tmp_path_factory):
         task = asyncio.create_task(run_candidate_worker(settings, service, stop, session_timeout_ms=6000))
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            got = online_features(store, store.get_feature_service("ranker_candidates"),
-                                  [{"user_id": u} for u in ("u1", "u2", "u-unknown")])
-            if all(got["candidate_episode_ids"]):
+            # Both modes of every user (a familiar set may be empty: no show listened before).
+            if all(all(_cached(store, USERS, m)["generated_at"]) for m in ("familiar", "unfamiliar")):
                 break
             await asyncio.sleep(0.5)
         stop.set()
@@ -157,9 +164,8 @@ def test_a_new_episode_on_catalog_updates_becomes_recommendable_without_a_refit(
 
 def test_candidates_reach_feast_and_obey_eligibility(served):
     _, store, episodes, _, _ = served
-    got = online_features(store, store.get_feature_service("ranker_candidates"),
-                          [{"user_id": "u1"}, {"user_id": "u2"}, {"user_id": "u-unknown"}])
-    for user, ids, scores, locale in zip(("u1", "u2", "u-unknown"), got["candidate_episode_ids"],
+    got = _cached(store, USERS, "unfamiliar")  # the home surface's mode
+    for user, ids, scores, locale in zip(USERS, got["candidate_episode_ids"],
                                          got["candidate_scores"], ("en-US", "de-DE", None)):
         assert ids, f"no candidates for {user}"
         assert len(ids) == len(set(ids)) == len(scores)
@@ -170,12 +176,25 @@ def test_candidates_reach_feast_and_obey_eligibility(served):
     u1 = episodes.loc[got["candidate_episode_ids"][0]]
     assert not {"e000", "e002"} & set(u1.index)  # already consumed
     assert "s1" not in set(u1["show_id"])  # habitual show
-    assert got["mode"][0] == "unfamiliar" and got["model_version"][0] == "export"
+    assert got["model_version"] == ["export"] * 3 and got["quantizer_version"] == ["q-worker"] * 3
+    assert got["surface"] == ["home"] * 3
+
+
+def test_the_familiar_set_is_cached_beside_the_unfamiliar_one(served):
+    """u1 listened to s0 and s2 (recent, not habitual) and s1 (habitual): the familiar set holds only
+    s0/s2 episodes not yet consumed; u2 and u-unknown listened to nothing, so theirs is empty."""
+    _, store, episodes, _, _ = served
+    got = _cached(store, USERS, "familiar")
+    u1 = episodes.loc[got["candidate_episode_ids"][0]]
+    assert len(u1) and set(u1["show_id"]) <= {"s0", "s2"} and not {"e000", "e002"} & set(u1.index)
+    assert got["candidate_episode_ids"][1:] == [[], []] and all(got["generated_at"])
+    unfamiliar = _cached(store, ["u1"], "unfamiliar")["candidate_episode_ids"][0]
+    assert not set(unfamiliar) & set(u1.index)  # two different sets, neither overwrote the other
 
 
 def test_collisions_resolve_to_the_most_popular_eligible_episode(served):
     _, store, episodes, codes, _ = served
-    got = online_features(store, ["glide_candidates:candidate_episode_ids"], [{"user_id": "u2"}])
+    got = online_features(store, ["glide_candidates:candidate_episode_ids"], [{"user_id": "u2", "mode": "unfamiliar"}])
     for eid in got["candidate_episode_ids"][0]:
         bucket = episodes.loc[[e for e, c in codes.items() if c == codes[eid]]]
         eligible = bucket[bucket["playable"] & (bucket["locale"] == "de-DE")]
@@ -195,7 +214,8 @@ def test_candidates_are_published_and_bad_sessions_dead_lettered(served):
             if headers.get(deadletter.SOURCE_TOPIC) == "session-start":
                 reasons.append(headers[deadletter.REASON])
     consumer.close()
-    assert {e["user_id"] for e in events} == {"u1", "u2", "u-unknown"}  # not the stale session
+    assert {(e["user_id"], e["mode"]) for e in events} == {  # not the stale session
+        (u, m) for u in USERS for m in ("familiar", "unfamiliar")}
     assert sorted(reasons) == ["malformed_json", "schema"]
 
 
@@ -205,8 +225,7 @@ def test_eligibility_aware_decoding_spends_every_beam_on_servable_sids(served):
     (3 of them, fewer than the 8 beams), each as its most popular eligible episode; u2 (de-DE, no
     history) has more eligible SIDs than beams and gets a full set of 8."""
     _, store, episodes, codes, _ = served
-    got = online_features(store, ["glide_candidates:candidate_episode_ids"], [{"user_id": "u1"}, {"user_id": "u2"}])
-    u1, u2 = got["candidate_episode_ids"]
+    u1, u2 = _cached(store, ["u1", "u2"], "unfamiliar")["candidate_episode_ids"]
     allowed = episodes[(episodes["show_id"] == "s3") & episodes["playable"] & (episodes["locale"] == "en-US")]
     assert {codes[e] for e in u1} == {codes[e] for e in allowed.index}
     assert set(episodes.loc[u1, "show_id"]) == {"s3"}

@@ -234,7 +234,8 @@ def test_glide_worker_serves_every_session_of_a_redis_outage(outage_settings, ow
     # The last candidates of every user are in Feast too.
     from streams.feature_store import online_features
 
-    got = online_features(service.store, ["glide_candidates:candidate_episode_ids"], [{"user_id": u} for u in USERS])
+    got = online_features(service.store, ["glide_candidates:candidate_episode_ids"],
+                          [{"user_id": u, "mode": "unfamiliar"} for u in USERS])
     assert all(got["candidate_episode_ids"])
 
 

@@ -157,17 +157,19 @@ def _service(monkeypatch, published: list) -> CandidateService:
     ids = [f"e{i}" for i in range(6)]
     codes = np.array([(i // 2, i % 2) for i in range(6)])
     table = CollisionTable.from_arrays(ids, codes, [float(i) for i in range(6)], locale=["en-US"] * 6)
+    # One mode per session and no cache reads (TTL 0): the fake store holds no cached sets.
+    config = CandidateConfig(session_modes="session", refresh_ttl_s=0)
     service = CandidateService(FakeStore(), EchoBackend(SidTrie(codes, 4), sorted({tuple(c) for c in codes})),
-                               table, {e: f"s{i // 2}" for i, e in enumerate(ids)}, "v", CandidateConfig())
+                               table, {e: f"s{i // 2}" for i, e in enumerate(ids)}, "v", config)
     served = []
-    recommend = service.recommend
+    refresh = service.refresh
 
-    def recording(sessions):
-        out = recommend(sessions)
-        served.extend(c.session_event_id for c in out)
+    def recording(sessions, *args, **kwargs):
+        out = refresh(sessions, *args, **kwargs)
+        served.extend(c.session_event_id for sets in out for c in sets)
         return out
 
-    service.recommend = recording
+    service.refresh = recording
     service.served = served
     return service
 
