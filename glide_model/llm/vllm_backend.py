@@ -97,8 +97,8 @@ def _check_cpu_head_dim(model_dir: Path) -> None:
         )
 
 
-def _servable_manifest(export_dir: Path, trie: SidTrie, quantizer_version: str | None,
-                       catalog_version: str | None, allow_catalog_update: bool):
+def servable_manifest(export_dir: Path, trie: SidTrie, quantizer_version: str | None,
+                      catalog_version: str | None, allow_catalog_update: bool):
     """The export's manifest, checked: a merged export, of this catalog, speaking the trie's SIDs."""
     from glide_model.llm.checkpoint import CheckpointError, Manifest, check_compatible
 
@@ -150,8 +150,8 @@ class VLLMBackend:
             raise ValueError("num_return cannot exceed num_beams")
         self.method = method
         self.export_dir = Path(export_dir)
-        self.manifest = _servable_manifest(self.export_dir, trie, quantizer_version, catalog_version,
-                                           allow_catalog_update)
+        self.manifest = servable_manifest(self.export_dir, trie, quantizer_version, catalog_version,
+                                          allow_catalog_update)
         self.trie = trie
         self._load_prompts()
         _check_cpu_head_dim(self.export_dir)
