@@ -61,6 +61,9 @@ class TcpProxy:
             except OSError:
                 _close(client)
                 continue
+            # The timeout was for connecting only: a broker silent for a while (a group join, a
+            # long fetch, a loaded machine) must not have its connections cut by the proxy.
+            upstream.settimeout(None)
             with self._lock:
                 if self._server is not server:  # an outage began meanwhile
                     _close(client), _close(upstream)

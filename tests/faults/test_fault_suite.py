@@ -74,6 +74,30 @@ class Supervisor:
         self.wait(lambda t=time.monotonic() + seconds: time.monotonic() >= t, seconds + 5, "the pause")
 
 
+class Replay(threading.Thread):
+    """The world's records produced in the background, paced over ~25 s; :meth:`join` fails the test
+    if producing failed or did not finish, since a partial replay would leave the world's accounting
+    nothing to compare against."""
+
+    def __init__(self, records, bootstrap: str, end_offsets: dict):
+        super().__init__(daemon=True)
+        self.records, self.bootstrap, self.end_offsets = records, bootstrap, end_offsets
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            asyncio.run(produce(self.records, self.bootstrap, rate=max(50.0, len(self.records) / 25),
+                                end_offsets=self.end_offsets))
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        assert not self.is_alive(), "the replay did not finish"
+        assert self.error is None, f"the replay failed: {self.error!r}"
+
+
 def dead_letters(bootstrap: str, source_topic: str) -> dict[tuple[int, int], str]:
     """(source partition, source offset) -> reason of every dead letter of ``source_topic``; a record
     dead-lettered twice (a batch repeated after a kill) must carry the same reason both times."""
@@ -139,9 +163,7 @@ def test_stream_worker_under_hostile_input_outages_and_kills(fault_stack):
     worker = Supervisor(lambda: start_worker(settings, name="stream-worker", catalog_wait_s=2), row)
     try:
         # 1. A world replay (~25 s) while Redis goes down and the worker is SIGKILLed.
-        replay = threading.Thread(target=lambda: asyncio.run(produce(
-            records, bootstrap, rate=max(50.0, len(records) / 25), end_offsets=stats.end_offsets)), daemon=True)
-        replay.start()
+        replay = Replay(records, bootstrap, stats.end_offsets)
         worker.wait(lambda: sum(processed_offsets(settings).values()) > 0, 90, "the first batch")
         worker.hold(1)
         fault_stack.redis.kill()
@@ -151,7 +173,6 @@ def test_stream_worker_under_hostile_input_outages_and_kills(fault_stack):
         worker.hold(1)
         worker.kill()
         replay.join(180)
-        assert not replay.is_alive(), "the replay did not finish"
         want = {p: o for (t, p), o in stats.end_offsets.items() if t == S.LISTEN_TOPIC}
         worker.wait(lambda: all(processed_offsets(settings).get(p, 0) >= o for p, o in want.items()), 180,
                     "the world replay")
@@ -315,9 +336,12 @@ def test_glide_worker_under_hostile_input_a_flood_outages_and_kills(fault_stack,
 
         hostile = hostile_sessions({"user_id": USERS[0], "surface": "home", "context": {}}, now,
                                    unknown_user="fu-nobody", seed=7)
-        sent |= send_all(bootstrap, S.SESSION_TOPIC, hostile + flood[: FLOOD // 2])
+        third = FLOOD // 3
+        sent |= send_all(bootstrap, S.SESSION_TOPIC, hostile + flood[:third])
         worker.hold(1)
+        # Sessions that arrive while Redis is down: their feature reads fail until it is back.
         fault_stack.redis.kill()
+        sent |= send_all(bootstrap, S.SESSION_TOPIC, flood[third:2 * third])
         worker.hold(OUTAGE_S)
         fault_stack.redis.start()
         row.faults.append(f"Redis down {OUTAGE_S} s")
@@ -325,7 +349,7 @@ def test_glide_worker_under_hostile_input_a_flood_outages_and_kills(fault_stack,
         row.faults.append(f"broker cut off {OUTAGE_S} s")
         worker.hold(1)
         worker.kill()
-        sent |= send_all(bootstrap, S.SESSION_TOPIC, flood[FLOOD // 2:])
+        sent |= send_all(bootstrap, S.SESSION_TOPIC, flood[2 * third:])
         want = {r.event["event_id"] for r in sent.values() if r.expect in (SERVED, COLD_START)}
         worker.wait(lambda: want <= set(served.poll()), 240, "every session to be served")
         worker.hold(2)  # anything served twice or late shows up now
