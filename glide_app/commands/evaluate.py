@@ -1,4 +1,6 @@
-"""`glide evaluate [--model VERSION] [--max-examples N] [--json]`."""
+"""`glide evaluate [--model VERSION] [--max-examples N] [--json]`: a registered GLIDE model on held-out listens;
+`glide evaluate --source DIR|scientific [--sids FILE] [--quick] [--systems a,b] [--out DIR] [--json]`: every
+sequential system on an interaction dataset (glide_app/jobs/evaluate_source.py)."""
 
 from __future__ import annotations
 
@@ -16,12 +18,32 @@ from glide.config import load_settings
               help="Held-out listens to score (default: the train config's window.max_val_examples).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation record as JSON on the last line.")
-def evaluate(version: str | None, max_examples: int | None, data_dir: str | None, as_json: bool) -> None:
-    """Score a registered GLIDE model against popularity, CF and topic x popularity on held-out listens."""
-    from glide_app.jobs.evaluate import run_evaluate_job
-
+@click.option("--source", default=None,
+              help="An interaction dataset folder (<name>.inter.json [+ <name>.item.json]) or 'scientific': "
+                   "evaluate the sequential systems on it instead of a registered model.")
+@click.option("--sids", "sids_file", type=click.Path(dir_okay=False), default=None,
+              help="With --source: a SID table {item_id: ['<a_1>', '<b_2>', ...]} (default: computed from item text).")
+@click.option("--quick", is_flag=True, help="With --source: short schedules, and a test-user sample on datasets over 10,000 users.")
+@click.option("--systems", default=None, help="With --source: comma-separated systems (default: all registered).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="With --source: results, checkpoints and report (default: under the data dir).")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --source: split sample and training seed.")
+def evaluate(version: str | None, max_examples: int | None, data_dir: str | None, as_json: bool,
+             source: str | None, sids_file: str | None, quick: bool, systems: str | None, out_dir: str | None,
+             seed: int) -> None:
+    """Score a registered GLIDE model against popularity, CF and topic x popularity on held-out listens,
+    or (with --source) popularity, item-kNN, SASRec, TIGER and any registered system on a dataset."""
     settings = load_settings(data_dir=data_dir)
     console = Console(stderr=as_json)
+    if source is not None:
+        if version is not None or max_examples is not None:
+            raise click.UsageError("--model and --max-examples score a registered model; they do not go with --source")
+        _evaluate_source(settings, source, sids_file, quick, systems, out_dir, seed, console, as_json)
+        return
+    if any(v for v in (sids_file, quick, systems, out_dir)):
+        raise click.UsageError("--sids, --quick, --systems and --out need --source")
+    from glide_app.jobs.evaluate import run_evaluate_job
+
     record = run_evaluate_job(settings, version, max_examples, console)
     k = next(key for key in record if key.startswith("glide_recall@")).split("@")[1]
     gap = record["glide_minus_popularity"]
@@ -30,3 +52,22 @@ def evaluate(version: str | None, max_examples: int | None, data_dir: str | None
                   f"(diff {gap['diff']:+.3f}, 95% CI {gap['lo']:+.3f} .. {gap['hi']:+.3f})")
     if as_json:
         click.echo(json.dumps(record, default=str))
+
+
+def _evaluate_source(settings, source: str, sids_file: str | None, quick: bool, systems: str | None,
+                     out_dir: str | None, seed: int, console: Console, as_json: bool) -> None:
+    from glide_app.jobs.evaluate_source import run_evaluate_source_job
+    from glide_model.sequential.errors import DatasetError
+    from glide_model.sequential.systems import SYSTEMS
+
+    names = [s.strip() for s in systems.split(",") if s.strip()] if systems else None
+    unknown = [n for n in names or [] if n not in SYSTEMS]
+    if unknown:
+        raise click.UsageError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    try:
+        result = run_evaluate_source_job(settings, source, sids_file=sids_file, quick=quick, systems=names,
+                                         out_dir=out_dir, seed=seed, console=console)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result["summary"]))
