@@ -25,9 +25,15 @@ dead-lettered, as `retry_exhausted` (re-drive it once the store is back); a non-
 generation is `inference_error` at once. Dead letters are sent with the same retries; if even they
 cannot be delivered the worker stops with the error, uncommitted, and a restart re-reads the batch.
 
+Replicas and model lifecycle: replicas share session-start partitions through the consumer group and
+each reads every catalog update on a feed of its own (streams/catalog_feed.py, nothing committed);
+with a ``lifecycle`` a newly promoted model is swapped in, and popularity refreshed, between two batches
+(streams/service_lifecycle.py).
+
 `glide_worker_sessions_total{outcome}`: `served` (candidates generated for a user with features
 online), `cold_start` (generated, but the user had no features online at all), `skipped_fresh` (every
-cached set still fresh), `stale`, `dead_letter`.
+cached set still fresh), `stale`, `dead_letter`. The other metrics (phase times, model info, backend
+errors, session-start consumer lag) and their /metrics endpoint: streams/worker_metrics.py.
 """
 
 from __future__ import annotations
@@ -38,28 +44,27 @@ import time
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from prometheus_client import Counter, Histogram
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from glide.config import GlideSettings
 from streams import deadletter
 from streams.candidates import CandidateService, CandidateSet
-from streams.config import StreamSettings, load_stream_settings
+from streams.catalog_feed import CatalogFeed
+from streams.config import StreamSettings, load_stream_settings, load_worker_settings
 from streams.retry import Retry, RetryExhausted
 from streams.schemas import (
-    CATALOG_TOPIC, RETRY_EXHAUSTED, SESSION_TOPIC, InvalidEvent, decode_catalog_update, decode_session_start,
+    RETRY_EXHAUSTED, SESSION_TOPIC, InvalidEvent, decode_catalog_update, decode_session_start,
     now_ms,
 )
+from streams.service_lifecycle import ServiceLifecycle
+from streams.worker_metrics import LATENCY, NEW_EPISODES, SESSIONS, phase, report_lag, set_model
 
 log = logging.getLogger("glide.worker")
 
 CANDIDATES_TOPIC = "glide-candidates"
 INFERENCE_ERROR = "inference_error"
 COLD_START_ERROR = "cold_start_error"
-
-SESSIONS = Counter("glide_worker_sessions_total", "session-start records, by outcome", ["outcome"])
-NEW_EPISODES = Counter("glide_worker_new_episodes_total", "catalog-updates made recommendable, by outcome", ["outcome"])
-LATENCY = Histogram("glide_worker_request_seconds", "Per-session candidate generation time (amortised over a batch)",
-                    buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+CATALOG_BATCH = 256  # catalog updates per poll: a replay at start catches up quickly
 
 
 async def run_candidate_worker(
@@ -73,21 +78,30 @@ async def run_candidate_worker(
     session_timeout_ms: int = 10_000,
     max_session_age_s: float | None = 600.0,
     streams: StreamSettings | None = None,
+    lifecycle: ServiceLifecycle | None = None,
+    catalog_replay_s: float | None = None,
 ) -> None:
     """Serve until ``stop`` is set. Sessions older than ``max_session_age_s`` (wall clock) are
     skipped and counted as `stale`: their listener has moved on, and a backlog must not delay
     fresh sessions (None serves every session, e.g. for backfills). ``streams``: the record-size and
-    clock-skew settings (default: GLIDE_STREAMS_*)."""
+    clock-skew settings (default: GLIDE_STREAMS_*). ``lifecycle``: swaps in a newly promoted model and
+    refreshes popularity between batches (streams/service_lifecycle.py; None: neither).
+    ``catalog_replay_s``: how far back this replica's catalog feed starts (default
+    GLIDE_WORKER_CATALOG_REPLAY_S, streams/catalog_feed.py)."""
     cfg = streams or load_stream_settings()
     bootstrap = settings.bootstrap_servers()
-    # catalog-updates too: new episodes become recommendable here without a refit or restart.
+    # Session starts in the shared group (replicas split the partitions); catalog-updates on a feed of
+    # this replica's own, every partition (streams/catalog_feed.py): new episodes become recommendable
+    # on every replica without a refit or restart.
+    replay_s = load_worker_settings().catalog_replay_s if catalog_replay_s is None else catalog_replay_s
+    feed = CatalogFeed(bootstrap, cfg, replay_s)
     # Fetch and request limits explicitly, as in the stream worker (streams/README.md, "Record sizes"):
     # the partition fetch size is above the broker's record limit (Kafka: message.max.bytes ~1 MB;
     # consumer defaults max.partition.fetch.bytes 1 MiB, fetch.max.bytes 50 MiB), so any accepted
     # record is fetched; produce requests stay at Kafka's 1 MiB max.request.size and dead letters are
     # cut to fit.
     consumer = AIOKafkaConsumer(
-        SESSION_TOPIC, CATALOG_TOPIC, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+        SESSION_TOPIC, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(1000, session_timeout_ms // 3), max_poll_interval_ms=300_000,
         max_partition_fetch_bytes=cfg.fetch_max_partition_bytes, fetch_max_bytes=cfg.fetch_max_bytes,
@@ -98,23 +112,41 @@ async def run_candidate_worker(
     if getattr(service, "retry", None) is None:  # the service's online reads and Feast push
         service.retry = retry
     await producer.start()
+    await feed.start()
     await consumer.start()
     try:
         while not stop.is_set():
+            if lifecycle is not None:  # between batches: a batch is decoded and committed with one model
+                service = await lifecycle.between_batches(service)
             batches = await consumer.getmany(timeout_ms=linger_ms, max_records=max_batch)
-            records = [r for part in batches.values() for r in part]
-            catalog = [r for r in records if r.topic == CATALOG_TOPIC]
-            sessions = [r for r in records if r.topic != CATALOG_TOPIC]
+            sessions = [r for part in batches.values() for r in part]
+            catalog = await feed.poll(CATALOG_BATCH)
             if catalog:  # first, so a session in the same batch can already get the new episodes
-                await _add_episodes(service, producer, catalog, cfg, retry)
+                added = await _add_episodes(service, producer, catalog, cfg, retry)
+                if lifecycle is not None:
+                    lifecycle.note_episodes(added)
             if sessions:
                 await _handle(service, producer, sessions, max_session_age_s, cfg, retry)
-            if records:
                 # Only now: every record of the batch is served or dead-lettered (delivery confirmed).
-                await consumer.commit({tp: part[-1].offset + 1 for tp, part in batches.items() if part})
+                await _commit(consumer, {tp: part[-1].offset + 1 for tp, part in batches.items() if part})
+            await report_lag(consumer)  # every poll, so an idle worker reports 0
+            set_model(service)  # cheap when unchanged; a model swapped at runtime shows up
     finally:
+        if lifecycle is not None:
+            await lifecycle.close()
         await consumer.stop()
+        await feed.stop()
         await producer.stop()
+
+
+async def _commit(consumer: AIOKafkaConsumer, offsets: dict) -> None:
+    """Commit a served batch. A replica joining or leaving may have moved these partitions meanwhile:
+    the commit then fails and their new owner re-reads the batch (at-least-once: the sets this worker
+    wrote answer from the cache while fresh); that is no reason to stop serving."""
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as exc:
+        log.warning("batch not committed (partitions moved to another replica): %s", exc)
 
 
 async def _handle(service: CandidateService, producer: AIOKafkaProducer, records,
@@ -141,7 +173,8 @@ async def _handle(service: CandidateService, producer: AIOKafkaProducer, records
         try:
             results = await asyncio.to_thread(_recommend_and_publish, service, sessions)
             elapsed = time.perf_counter() - started
-            await retry.acall("candidates_send", _sender(producer, [c for sets in results for c in sets]))
+            with phase("send"):
+                await retry.acall("candidates_send", _sender(producer, [c for sets in results for c in sets]))
         except RetryExhausted as exc:  # the store or broker stayed down: re-drive these later
             log.error("%d sessions dead-lettered: %s", len(sessions), exc)
             letters.extend(_letter(r, RETRY_EXHAUSTED, str(exc)) for r in origin)
@@ -175,7 +208,9 @@ def _sender(producer: AIOKafkaProducer, results):
 
 
 async def _add_episodes(service: CandidateService, producer: AIOKafkaProducer, records,
-                        cfg: StreamSettings | None = None, retry: Retry | None = None) -> None:
+                        cfg: StreamSettings | None = None, retry: Retry | None = None) -> list[dict]:
+    """Make the updates' episodes recommendable; returns them all as decoded (known ones too: a model
+    loaded later needs them, streams/service_lifecycle.py)."""
     cfg = cfg or load_stream_settings()
     retry = retry or Retry.from_settings(cfg, "glide")
     episodes, origin, letters = [], [], []
@@ -193,12 +228,13 @@ async def _add_episodes(service: CandidateService, producer: AIOKafkaProducer, r
         origin.append(r)
     if episodes and service.sid_index is not None:
         try:
-            await asyncio.to_thread(service.add_episodes, episodes)
-            NEW_EPISODES.labels("added").inc(len(episodes))
+            new = await asyncio.to_thread(service.add_episodes, episodes)
+            NEW_EPISODES.labels("added").inc(len(new))  # not the replayed ones it already had
         except Exception as exc:  # noqa: BLE001 - a bad episode must not stop serving
             log.exception("cold-start assignment failed for %d episodes", len(episodes))
             letters.extend(_letter(r, COLD_START_ERROR, f"{type(exc).__name__}: {exc}") for r in origin)
     await retry.acall("dead_letter_send", deadletter.send_all, producer, letters, cfg.dead_letter_max_bytes)
+    return episodes
 
 
 def session_outcome(sets: list[CandidateSet]) -> str:

@@ -49,6 +49,10 @@ model was trained on (its manifest's) and its dimension is the projector's input
 vector of another CF space (version mismatch), of the wrong dimension, or none at all is served with
 the model's learned default vector. Each request counts one outcome in
 `glide_worker_cf_vectors_total{outcome="ok|missing|version_mismatch|bad_dimension"}`.
+
+Each phase of a batch is timed in `glide_worker_phase_seconds{phase}` (streams/worker_metrics.py):
+`cache`, `features`, `decode` (backend errors: `glide_worker_backend_errors_total`), `resolve`, `write`
+(the Feast push); the worker adds `send` (streams/candidate_worker.py).
 """
 
 from __future__ import annotations
@@ -61,22 +65,20 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from prometheus_client import Counter
 
 from glide.habits import HABIT_WINDOW, unflatten_codes
 from glide_model.serving.contract import GenerationBackend, RecRequest
 from glide_model.serving.rules import MODES, RequestFacts, ServingRules, resolve_served, served_facts
 from glide_model.sids.collisions import CollisionTable
 from streams.candidate_client import CachedCandidates, needs_refresh, read_cache_state
+from streams.cf_vectors import CF_OUTCOMES, backend_cf_dim, cf_outcome  # noqa: F401 (re-exported)
 from streams.feature_store import online_features, push, read_user_show_features
 from streams.retry import call as retry_call
 from streams.schemas import SessionStart
+from streams.worker_metrics import CF_VECTORS, decoding, phase
 
 log = logging.getLogger("glide.worker")
 
-CF_VECTORS = Counter("glide_worker_cf_vectors_total", "CF vectors read for a request, by outcome (ok; missing, "
-                     "version_mismatch, bad_dimension: served with the default vector)", ["outcome"])
-CF_OUTCOMES = ("ok", "missing", "version_mismatch", "bad_dimension")
 # Feast keeps last_listened_at in whole seconds: the newest listen it shows may be up to this early.
 HABIT_CLOCK_EPSILON = pd.Timedelta(seconds=1)
 SESSION_MODES = ("all", "session")
@@ -93,25 +95,6 @@ def habit_clock(as_of: pd.Timestamp | None, last_listened_at: pd.Series | None) 
 
 def _present(value) -> bool:
     return value is not None and (not hasattr(value, "__len__") or len(value) > 0)
-
-
-def cf_outcome(vector, version: str | None, model_cf_version: str | None, cf_dim: int | None) -> str:
-    """Whether an online CF vector may condition the model: ``ok``, or why the default vector is
-    served instead. A model without a recorded CF version (older manifests) accepts any version."""
-    if vector is None or len(vector) == 0:
-        return "missing"
-    if model_cf_version is not None and version != model_cf_version:
-        return "version_mismatch"  # another CF space than the projector learnt: its vector means nothing
-    if cf_dim is not None and len(vector) != cf_dim:
-        return "bad_dimension"
-    return "ok"
-
-
-def backend_cf_dim(backend) -> int | None:
-    """The projector's input dimension of a backend (HFBackend: glm.d_cf; VLLMBackend: projector.d_cf)."""
-    glm = getattr(backend, "glm", None)
-    projector = getattr(glm, "projector", None) or getattr(backend, "projector", None)
-    return getattr(projector, "d_cf", None)
 
 
 @dataclass
@@ -327,7 +310,8 @@ class CandidateService:
         pairs = [(sessions[j], m) for j, m in wanted]
         ttl = self.config.refresh_ttl_s
         if pairs and (force or ttl > 0):
-            cached, history = read_cache_state(self.store, [(s.user_id, m) for s, m in pairs], self.retry)
+            with phase("cache"):
+                cached, history = read_cache_state(self.store, [(s.user_id, m) for s, m in pairs], self.retry)
         else:  # TTL 0: every set is stale, no need to read the cache
             cached, history = [None] * len(pairs), [None] * len(pairs)
         stale = [i for i, ((s, _), c, h) in enumerate(zip(pairs, cached, history))
@@ -346,8 +330,9 @@ class CandidateService:
         started = time.perf_counter()
         sessions = list({id(s): s for s, _ in pairs}.values())  # one read (and facts) per session, any modes
         slot = {id(s): i for i, s in enumerate(sessions)}
-        base, recent, cold = self._read(sessions)
-        base_facts = [self.facts(s, r, c) for s, r, c in zip(sessions, base, recent)]
+        with phase("features"):  # the prompt inputs, and the habit state of the recent shows
+            base, recent, cold = self._read(sessions)
+            base_facts = [self.facts(s, r, c) for s, r, c in zip(sessions, base, recent)]
         rows = [slot[id(s)] for s, _ in pairs]
         requests = [replace(base[i], mode=m) for i, (_, m) in zip(rows, pairs)]
         facts = [replace(base_facts[i], mode=m) for i, (_, m) in zip(rows, pairs)]
@@ -355,23 +340,26 @@ class CandidateService:
             requests = [replace(r, allowed=self.rules.sub_trie(f)) for r, f in zip(requests, facts)]
         live = [i for i, r in enumerate(requests) if not self.eligible_decoding or r.allowed is not None]
         beams: list[list] = [[] for _ in requests]
-        for i, cands in zip(live, self.backend.generate([requests[i] for i in live])):
+        with decoding(self.backend):
+            generated = self.backend.generate([requests[i] for i in live])
+        for i, cands in zip(live, generated):
             beams[i] = cands
         now_ms = int(time.time() * 1000)
         out = []
-        for (session, mode), row, candidates, known, history in zip(pairs, rows, beams, facts,
-                                                                    history_ms or [None] * len(pairs)):
-            sids = [codes for codes, _ in candidates]
-            resolved = resolve_served(self.rules, known, session.user_id, sids, self.show_states)
-            picked = [(e, float(score)) for e, (_, score) in zip(resolved, candidates) if e is not None]
-            picked = picked[: self.config.num_candidates]
-            out.append(CandidateSet(
-                user_id=session.user_id, session_event_id=session.event_id, mode=mode,
-                episode_ids=[e for e, _ in picked], scores=[s for _, s in picked],
-                model_version=self.model_version, generated_at_ms=now_ms,
-                latency_ms=(time.perf_counter() - started) * 1000 / len(sessions), cold_start=cold[row],
-                quantizer_version=self.quantizer_version, surface=session.surface, history_as_of_ms=history,
-            ))
+        with phase("resolve"):  # SIDs -> eligible episodes (reads the state of the shows the beams touch)
+            for (session, mode), row, candidates, known, history in zip(pairs, rows, beams, facts,
+                                                                        history_ms or [None] * len(pairs)):
+                sids = [codes for codes, _ in candidates]
+                resolved = resolve_served(self.rules, known, session.user_id, sids, self.show_states)
+                picked = [(e, float(score)) for e, (_, score) in zip(resolved, candidates) if e is not None]
+                picked = picked[: self.config.num_candidates]
+                out.append(CandidateSet(
+                    user_id=session.user_id, session_event_id=session.event_id, mode=mode,
+                    episode_ids=[e for e, _ in picked], scores=[s for _, s in picked],
+                    model_version=self.model_version, generated_at_ms=now_ms,
+                    latency_ms=(time.perf_counter() - started) * 1000 / len(sessions), cold_start=cold[row],
+                    quantizer_version=self.quantizer_version, surface=session.surface, history_as_of_ms=history,
+                ))
         return out
 
     def publish(self, sets: Sequence[CandidateSet]) -> None:
@@ -386,15 +374,16 @@ class CandidateService:
         for c in sets:
             self._last_push_us = max(c.generated_at_ms * 1000, self._last_push_us + 1)
             stamps.append(self._last_push_us)
-        retry_call(self.retry, "candidates_push", push, self.store, "glide_candidates", pd.DataFrame({
-            "user_id": [c.user_id for c in sets],
-            "mode": [c.mode for c in sets],
-            "candidate_episode_ids": [c.episode_ids for c in sets],
-            "candidate_scores": [[float(s) for s in c.scores] for c in sets],
-            "model_version": [c.model_version for c in sets],
-            "quantizer_version": [c.quantizer_version for c in sets],
-            "surface": [c.surface for c in sets],
-            "generated_at": pd.to_datetime([c.generated_at_ms for c in sets], unit="ms", utc=True),
-            "history_as_of": pd.to_datetime([c.history_as_of_ms for c in sets], unit="ms", utc=True),
-            "event_timestamp": pd.to_datetime(stamps, unit="us", utc=True),
-        }))
+        with phase("write"):
+            retry_call(self.retry, "candidates_push", push, self.store, "glide_candidates", pd.DataFrame({
+                "user_id": [c.user_id for c in sets],
+                "mode": [c.mode for c in sets],
+                "candidate_episode_ids": [c.episode_ids for c in sets],
+                "candidate_scores": [[float(s) for s in c.scores] for c in sets],
+                "model_version": [c.model_version for c in sets],
+                "quantizer_version": [c.quantizer_version for c in sets],
+                "surface": [c.surface for c in sets],
+                "generated_at": pd.to_datetime([c.generated_at_ms for c in sets], unit="ms", utc=True),
+                "history_as_of": pd.to_datetime([c.history_as_of_ms for c in sets], unit="ms", utc=True),
+                "event_timestamp": pd.to_datetime(stamps, unit="us", utc=True),
+            }))

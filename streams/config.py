@@ -139,3 +139,36 @@ def _parse_chaos(spec: str) -> dict[str, float]:
 def load_stream_settings(**overrides) -> StreamSettings:
     """Settings from GLIDE_STREAMS_* with explicit overrides; a bad value raises ConfigError."""
     return build_settings(StreamSettings, "stream setting", **overrides)
+
+
+DAY_S = 86_400.0
+
+
+class WorkerSettings(BaseSettings):
+    """Knobs of the GLIDE worker process (`glide serve`, env prefix GLIDE_WORKER_): its metrics
+    endpoint, model lifecycle and catalog feed; its record sizes, retries and clock skew are the
+    StreamSettings above."""
+
+    model_config = SettingsConfigDict(env_prefix="GLIDE_WORKER_", extra="ignore")
+
+    # Not the stream worker's 9464: both run on one host in the embedded stack.
+    metrics_port: int = Field(default=9465, ge=-1, le=65535)  # 0: any free port; -1: off
+    metrics_host: str = "127.0.0.1"
+    # How often the registry is asked which model is promoted; a new one is loaded beside the serving
+    # one and swapped in between two batches. 0: never (serve the start's model until a restart).
+    model_poll_s: float = Field(default=30.0, ge=0)
+    # How often the collision tie-breaker is recounted from the event log's listens (the paper: daily),
+    # the first time at start. 0: never (keep the catalog DB's popularity).
+    popularity_refresh_s: float = Field(default=DAY_S, ge=0)
+    # The listens counted: those of the last this many seconds; 0: the whole log, as `glide train`
+    # counts the popularity it writes to the catalog DB (so a restart and a refresh agree).
+    popularity_window_s: float = Field(default=0.0, ge=0)
+    # Each replica reads every catalog-updates partition (no group), from the records this many seconds
+    # old (record time) at start: the catalog DB snapshot the model was loaded with covers what is
+    # older, and re-applying an episode already known is a no-op (streams/catalog_feed.py).
+    catalog_replay_s: float = Field(default=7 * DAY_S, gt=0)
+
+
+def load_worker_settings(**overrides) -> WorkerSettings:
+    """Settings from GLIDE_WORKER_* with explicit overrides; a bad value raises ConfigError."""
+    return build_settings(WorkerSettings, "worker setting", **overrides)

@@ -26,14 +26,17 @@ RETRY_EXHAUSTED = Counter("glide_retry_exhausted_total", "Operations given up af
 PARKED = Gauge("glide_stream_parked", "Listens waiting for their episode to reach the catalog", ["partition"])
 
 
-def _unavailable(host: str, port: int, exc: OSError):
+STREAMS_PORT_SETTING = "GLIDE_STREAMS_METRICS_PORT"
+
+
+def _unavailable(host: str, port: int, exc: OSError, setting: str):
     from glide.config import ConfigError
 
     return ConfigError(f"metrics port {host}:{port} is unavailable ({exc.strerror or exc}): give each worker on a "
-                       "host its own GLIDE_STREAMS_METRICS_PORT (0 = any free port, -1 = off)")
+                       f"host its own {setting} (0 = any free port, -1 = off)")
 
 
-def check_available(host: str, port: int) -> None:
+def check_available(host: str, port: int, setting: str = STREAMS_PORT_SETTING) -> None:
     """Before a worker starts: the ConfigError `serve` would raise later (inside the running worker) if
     ``host:port`` cannot be bound now. Port 0 (any free one) and < 0 (off) always pass."""
     if port <= 0:
@@ -44,17 +47,17 @@ def check_available(host: str, port: int) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP server does
             s.bind(infos[0][4])
     except OSError as exc:
-        raise _unavailable(host, port, exc) from None
+        raise _unavailable(host, port, exc, setting) from None
 
 
-def serve(host: str, port: int) -> int | None:
+def serve(host: str, port: int, setting: str = STREAMS_PORT_SETTING) -> int | None:
     """Start the /metrics endpoint in a daemon thread; returns the bound port (None when port < 0)."""
     if port < 0:
         return None
     try:
         server, _thread = start_http_server(port, addr=host)
     except OSError as exc:
-        raise _unavailable(host, port, exc) from None
+        raise _unavailable(host, port, exc, setting) from None
     bound = server.server_port
     log.info("metrics endpoint up", extra={"url": f"http://{host}:{bound}/metrics"})
     return bound

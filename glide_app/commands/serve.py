@@ -21,22 +21,43 @@ from glide.config import load_settings
 @click.option("--beams", type=int, default=30, show_default=True)
 @click.option("--max-batch", type=int, default=16, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-def serve(model_dir: Path | None, backend: str, beams: int, max_batch: int, data_dir: str | None) -> None:
-    """Consume session-start events and cache GLIDE candidates in Feast."""
-    from streams import logs
+@click.option("--metrics-port", type=int, default=None,
+              help="Prometheus port on 127.0.0.1 (GLIDE_WORKER_METRICS_PORT, default 9465; 0 = any free port, "
+                   "-1 = off).")
+def serve(model_dir: Path | None, backend: str, beams: int, max_batch: int, data_dir: str | None,
+          metrics_port: int | None) -> None:
+    """Consume session-start events and cache GLIDE candidates in Feast.
+
+    Without --model: the registry's promoted model, swapped for a newly promoted one without a restart
+    (polled every GLIDE_WORKER_MODEL_POLL_S); collision popularity is recounted from the event log every
+    GLIDE_WORKER_POPULARITY_REFRESH_S. Replicas split session starts and each sees every catalog update."""
+    from streams import logs, worker_metrics
     from streams.candidate_worker import run_candidate_worker
+    from streams.config import load_worker_settings
     from streams.serving import build_service
+    from streams.service_lifecycle import ServiceLifecycle
 
     logs.configure(json=True)
     settings = load_settings(data_dir=data_dir)
+    # a bad value fails here, not after loading the model
+    worker = load_worker_settings(**({} if metrics_port is None else {"metrics_port": metrics_port}))
+    worker_metrics.check_available(worker.metrics_host, worker.metrics_port)  # before minutes of model loading
     service = build_service(settings, model_dir, backend, beams)
+    worker_metrics.set_model(service)
+    worker_metrics.serve(worker.metrics_host, worker.metrics_port)  # logs the bound URL
+    # A pinned --model is never swapped; the registry's promoted one is watched.
+    load = None if model_dir else (lambda: build_service(settings, None, backend, beams))
+    lifecycle = ServiceLifecycle.for_registry(settings, worker, load)
+    handed = [service]  # the worker then holds the only reference: a swap frees the old model
+    del service
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_candidate_worker(settings, service, stop, max_batch=max_batch)
+        await run_candidate_worker(settings, handed.pop(), stop, max_batch=max_batch, lifecycle=lifecycle,
+                                   catalog_replay_s=worker.catalog_replay_s)
 
     asyncio.run(main())
 

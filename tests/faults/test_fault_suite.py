@@ -4,8 +4,9 @@ once, with every record accounted for.
 The stream worker replays a world while it is SIGKILLed and Redis is SIGKILLed; then it gets the
 hostile generator's listens (tests/faults/hostile.py) while the broker is cut off and it is killed
 again. The GLIDE worker (`glide serve` on a tiny model) gets hostile session starts and a flood of
-good ones while Redis and the broker go down and it is SIGKILLed. Afterwards every record sent is
-looked up (event log, dead-letter topic, candidates topic) and must have exactly the outcome the
+good ones while Redis and the broker go down and it is SIGKILLed; its /metrics is scraped meanwhile
+(the session-start lag must be reported during the flood, and be 0 once all is served). Afterwards
+every record sent is looked up (event log, dead-letter topic, candidates topic) and must have exactly the outcome the
 generator expected: sent = applied (or served) + dead-lettered by reason + duplicates / stale;
 anything else is `lost`. The online features must equal the batch oracle over the applied listens.
 The table is printed at the end of the run (tests/faults/conftest.py).
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -36,7 +38,8 @@ from streams.replay import plan, produce, push_profiles
 from tests.faults.hostile import APPLIED, COLD_START, DUPLICATE, SERVED, STALE, Sent, hostile_listens, hostile_sessions
 from tests.faults.report import ROWS, FaultRow
 from tests.streams.helpers import (
-    REPO, assert_features_match_oracle, processed_offsets, register_sids, start_worker, stop_worker, worker_env,
+    REPO, assert_features_match_oracle, free_port, processed_offsets, register_sids, start_worker, stop_worker,
+    tiny_glide_export, worker_env,
 )
 
 pytestmark = pytest.mark.faults
@@ -232,12 +235,6 @@ QUANTIZER = "fault-q"
 def _glide_catalog(settings, folder) -> Path:
     """A 48-episode catalog with SIDs, users with features online, and a tiny untrained GLIDE export."""
     from glide.catalog import CatalogDB
-    from glide_model.llm.backbone import tiny_llama
-    from glide_model.llm.checkpoint import Manifest, export_merged, save_checkpoint
-    from glide_model.llm.model import GlideLM
-    from glide_model.llm.prompt import GLIDE, PromptBuilder
-    from glide_model.llm.soft_prompt import SoftPromptProjector
-    from glide_model.llm.vocab import extend_vocab
     from streams.feature_store import open_store, push
 
     db = CatalogDB.from_settings(settings)
@@ -262,21 +259,47 @@ def _glide_catalog(settings, folder) -> Path:
         "recent_sid_codes": [list(codes["fe000"] + codes["fe001"])] * len(USERS), "sid_levels": [M] * len(USERS),
         "event_timestamp": [now] * len(USERS)}))
 
-    model, tok = tiny_llama(seed=2)
-    model.save_pretrained(folder / "base")
-    tok.save_pretrained(folder / "base")
-    vocab = extend_vocab(model, tok, M, K)
-    glm = GlideLM(model, tok, vocab, PromptBuilder(tok, vocab, GLIDE), SoftPromptProjector(8, model.config.hidden_size))
-    save_checkpoint(folder / "ckpt", glm, Manifest(base_model=str(folder / "base"), variant="glide", levels=M,
-                                                   codebook_size=K, quantizer_version=QUANTIZER, catalog_version="c"))
-    return export_merged(folder / "ckpt", folder / "export")
+    return tiny_glide_export(folder, M, K, QUANTIZER, seed=2)
 
 
-def _start_serve(settings, export: Path) -> subprocess.Popen:
+def _start_serve(settings, export: Path, metrics_port: int) -> subprocess.Popen:
     log = open(settings.data_dir / "glide-serve.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "glide_app.cli", "serve", "--model", str(export), "--beams", str(K)],
+    return subprocess.Popen([sys.executable, "-m", "glide_app.cli", "serve", "--model", str(export), "--beams", str(K),
+                             "--metrics-port", str(metrics_port)],
                             cwd=REPO, env=worker_env(settings), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
+
+
+def session_lag(port: int) -> float | None:
+    """The worker's session-start consumer lag summed over its partitions (None: no answer, or no
+    partition fetched from yet)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:  # down between a SIGKILL and the restart
+        return None
+    lags = [s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name == "glide_worker_consumer_lag" and s.labels["topic"] == S.SESSION_TOPIC]
+    return sum(lags) if lags else None
+
+
+class LagProbe:
+    """The largest session-start lag the worker's /metrics reported, scraped every 0.2 s."""
+
+    def __init__(self, port: int):
+        self.peak, self._stop = 0.0, threading.Event()
+
+        def scrape() -> None:
+            while not self._stop.wait(0.2):
+                self.peak = max(self.peak, session_lag(port) or 0.0)
+
+        threading.Thread(target=scrape, daemon=True).start()
+
+    def stop(self) -> float:
+        self._stop.set()
+        return self.peak
 
 
 class Served:
@@ -322,7 +345,8 @@ def test_glide_worker_under_hostile_input_a_flood_outages_and_kills(fault_stack,
     row = FaultRow("GLIDE worker")
     ROWS.append(row)
     served = Served(bootstrap)
-    worker = Supervisor(lambda: _start_serve(settings, export), row)
+    port = free_port()
+    worker = Supervisor(lambda: _start_serve(settings, export, port), row)
     now = S.now_ms()
     flood = [Sent("flood", u.encode(), orjson.dumps(e), SERVED, e) for i in range(FLOOD)
              for u in [USERS[i % len(USERS)]]
@@ -332,7 +356,7 @@ def test_glide_worker_under_hostile_input_a_flood_outages_and_kills(fault_stack,
         sent = send_all(bootstrap, S.SESSION_TOPIC, [probe])
         worker.wait(lambda: probe.event["event_id"] in served.poll(), 180, "the first candidates")
         baseline = psutil.Process(worker.proc.pid).memory_info().rss
-        rss = PeakRss(worker)
+        rss, lag = PeakRss(worker), LagProbe(port)
 
         hostile = hostile_sessions({"user_id": USERS[0], "surface": "home", "context": {}}, now,
                                    unknown_user="fu-nobody", seed=7)
@@ -356,10 +380,15 @@ def test_glide_worker_under_hostile_input_a_flood_outages_and_kills(fault_stack,
         served.poll()
         peak = rss.stop()
         row.faults.append(f"flood of {FLOOD}: RSS peak +{(peak - baseline) / 2**20:.0f} MiB")
+        worker.wait(lambda: session_lag(port) == 0, 30, "the session-start lag to be reported as 0")
+        lag_peak = lag.stop()
+        row.faults.append(f"lag peak {lag_peak:.0f}")
         worker.check()
     finally:
         stop_worker(worker.proc)
-    row.retried = (settings.data_dir / "glide-serve.log").read_text().count("retrying in")
+    serve_log = (settings.data_dir / "glide-serve.log").read_text()
+    row.retried = serve_log.count("retrying in")
+    assert f"http://127.0.0.1:{port}/metrics" in serve_log, "glide serve did not log its metrics URL"
 
     letters = dead_letters(bootstrap, S.SESSION_TOPIC)
     got = {pos: (SERVED if r.event and r.event["event_id"] in served.ids else letters.get(pos, STALE))
@@ -373,3 +402,4 @@ def test_glide_worker_under_hostile_input_a_flood_outages_and_kills(fault_stack,
     row.check()
     assert row.retried > 0, "no outage was noticed"
     assert peak - baseline < 512 * 2**20, f"RSS grew by {(peak - baseline) / 2**20:.0f} MiB under the flood"
+    assert lag_peak > 0, "the flood's session-start lag was never reported"

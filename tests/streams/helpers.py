@@ -51,6 +51,7 @@ def worker_env(settings: GlideSettings, **streams_env) -> dict[str, str]:
         "GLIDE_PROFILE": settings.profile,
         "GLIDE_STREAMS_SESSION_TIMEOUT_S": "6",
         "GLIDE_STREAMS_METRICS_PORT": "0",
+        "GLIDE_WORKER_METRICS_PORT": "0",  # several `glide serve` per test run: never the fixed default
         "GLIDE_STREAMS_LIVE_SIDS": "false",
         "PYTHONUNBUFFERED": "1",
     })
@@ -178,3 +179,25 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+
+
+def tiny_glide_export(folder: Path, levels: int, codebook_size: int, quantizer_version: str, seed: int = 0,
+                      cf_version: str | None = None) -> Path:
+    """An untrained GLIDE export on a tiny random Llama (seconds): what the worker tests serve."""
+    from glide_model.llm.backbone import tiny_llama
+    from glide_model.llm.checkpoint import Manifest, export_merged, save_checkpoint
+    from glide_model.llm.model import GlideLM
+    from glide_model.llm.prompt import GLIDE, PromptBuilder
+    from glide_model.llm.soft_prompt import SoftPromptProjector
+    from glide_model.llm.vocab import extend_vocab
+
+    model, tok = tiny_llama(seed=seed)
+    model.save_pretrained(folder / "base")
+    tok.save_pretrained(folder / "base")
+    vocab = extend_vocab(model, tok, levels, codebook_size)
+    glm = GlideLM(model, tok, vocab, PromptBuilder(tok, vocab, GLIDE), SoftPromptProjector(8, model.config.hidden_size))
+    extra = {"cf_version": cf_version} if cf_version else {}
+    save_checkpoint(folder / "ckpt", glm, Manifest(base_model=str(folder / "base"), variant="glide", levels=levels,
+                                                   codebook_size=codebook_size, quantizer_version=quantizer_version,
+                                                   catalog_version="c", **extra))
+    return export_merged(folder / "ckpt", folder / "export")

@@ -15,16 +15,11 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from glide.catalog import CatalogDB
-from glide_model.llm.backbone import tiny_llama
-from glide_model.llm.checkpoint import Manifest, export_merged, save_checkpoint
-from glide_model.llm.model import GlideLM
-from glide_model.llm.prompt import GLIDE, PromptBuilder
-from glide_model.llm.soft_prompt import SoftPromptProjector
-from glide_model.llm.vocab import extend_vocab
 from streams import deadletter
 from streams.candidate_worker import CANDIDATES_TOPIC, run_candidate_worker
 from streams.feature_store import apply_definitions, online_features, open_store, push
 from streams.serving import build_service
+from tests.streams.helpers import tiny_glide_export
 
 M, K = 4, 8
 LOCALES = ("en-US", "de-DE")
@@ -70,16 +65,7 @@ def served(embedded_stack, tmp_path_factory):
     db.register_quantizer("q-worker", "rkmeans", str(artifact), M, K, {})
     db.save_sid_assignments("q-worker", codes)
 
-    work = tmp_path_factory.mktemp("model")
-    model, tok = tiny_llama(seed=1)
-    model.save_pretrained(work / "base")
-    tok.save_pretrained(work / "base")
-    vocab = extend_vocab(model, tok, M, K)
-    glm = GlideLM(model, tok, vocab, PromptBuilder(tok, vocab, GLIDE), SoftPromptProjector(8, model.config.hidden_size))
-    save_checkpoint(work / "ckpt", glm, Manifest(base_model=str(work / "base"), variant="glide", levels=M,
-                                                 codebook_size=K, quantizer_version="q-worker", catalog_version="c",
-                                                 cf_version="cf-worker"))
-    export = export_merged(work / "ckpt", work / "export")
+    export = tiny_glide_export(tmp_path_factory.mktemp("model"), M, K, "q-worker", seed=1, cf_version="cf-worker")
 
     store = open_store(settings)
     apply_definitions(store)

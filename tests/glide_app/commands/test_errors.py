@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 def glide(args: list[str], tmp_path: Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("GLIDE_")}
-    base.update({"GLIDE_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    base.update({"GLIDE_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                 "GLIDE_WORKER_METRICS_PORT": "0"})  # `glide serve` checks its metrics port first
     base.update(env)
     return subprocess.run([sys.executable, "-m", "glide_app.cli", *args], cwd=REPO, env=base, capture_output=True,
                           text=True, timeout=timeout)
