@@ -9,6 +9,9 @@
    the world files, and its CF vectors go to the online store
 5. the GLIDE worker answers session-start events with candidates cached in Feast, and the parity
    check rebuilds 50 of them as training/evaluation sees them (`--json` ends with the counts)
+6. what a ranker reads for two listeners: their history, then their familiar and unfamiliar sets
+   side by side through the ranker's client; then what the tiny model's numbers mean, and commands
+   that work on the demo's stack and model
 """
 
 from __future__ import annotations
@@ -227,22 +230,65 @@ def _serve_and_check(settings: GlideSettings, record: dict, job, replayed, db):
     at = pd.Timestamp(replayed.final_ts_ms + 1, unit="ms", tz="UTC")  # just after the replayed events
     with console.status("serving 50 session starts and rebuilding them as training/evaluation sees them..."):
         inputs, candidates, served = check_parity(settings, record, job, at, sample=50)
-    titles = db.episodes_frame().set_index("episode_id")["title"]
-    for user_id in list(served)[:2]:
-        table = Table(title=f"{user_id}: top candidates from Feast (ranker_candidates)")
-        table.add_column("#")
-        table.add_column("episode")
-        table.add_column("title")
-        for rank, eid in enumerate(served[user_id][:5], start=1):
-            table.add_row(str(rank), eid, str(titles.get(eid, ""))[:70])
-        console.print(table)
     found = inputs.mismatches + candidates.mismatches
     console.print(f"parity: {inputs.checked} model inputs (token ids, soft prompt, allowed SIDs) and "
                   f"{candidates.checked} cached candidate lists compared with training/evaluation's: "
                   f"{'[green]' if not found else '[red]'}{len(found)} mismatches[/]")
     for m in found[:5]:
         console.print(f"  {m}")
-    return inputs.checked + candidates.checked, len(found)
+    return inputs.checked + candidates.checked, len(found), list(served)[:2]
+
+
+def _ranker_view(settings: GlideSettings, db, user_ids: list[str], top: int = 5) -> None:
+    """What a ranker sees for ``user_ids``: their recent history, then the cached familiar and
+    unfamiliar sets side by side, read back through the ranker's client (Feast only, no generation)."""
+    from streams.candidate_client import CandidateClient
+    from streams.feature_store import open_store
+
+    store = open_store(settings)
+    episodes = db.episodes_frame().set_index("episode_id")
+
+    def label(eid: str) -> str:
+        return f"{episodes['show_id'].get(eid, '?')}: {str(episodes['title'].get(eid, eid))[:48]}"
+
+    for user_id, got in CandidateClient(settings, store).get(user_ids).items():
+        history = _recent(store, user_id)[-top:]
+        console.print(f"[bold]{user_id}[/] listened to, most recent last: " + "; ".join(label(e) for e in history))
+        familiar, unfamiliar = (got.sets.get(m) for m in ("familiar", "unfamiliar"))
+        table = Table(title=f"{user_id}: cached candidates read through CandidateClient (model "
+                            f"{(familiar or unfamiliar).model_version if (familiar or unfamiliar) else '-'})")
+        for col in ("#", "familiar (shows they know)", "unfamiliar (new shows)"):
+            table.add_column(col)
+        for rank in range(top):
+            table.add_row(str(rank + 1), *(_cell(c, rank, label) for c in (familiar, unfamiliar)))
+        console.print(table)
+        if got.missing:
+            console.print(f"  no cached set for {', '.join(got.missing)}")
+
+
+def _cell(cached, rank: int, label) -> str:
+    if cached is None:
+        return "(not cached)" if rank == 0 else ""
+    if not cached.episode_ids:  # e.g. every episode of the shows they know is habitual or heard
+        return "(empty: nothing eligible)" if rank == 0 else ""
+    return label(cached.episode_ids[rank]) if rank < len(cached.episode_ids) else ""
+
+
+def _what_the_numbers_mean(record: dict) -> None:
+    glide, pop = record.get("glide_recall@30"), record.get("popularity_recall@30")
+    verdict = ("promoted: it beat popularity" if record.get("promoted") else
+               "not promoted: it did not beat popularity, so the registry has no promoted model")
+    console.print(f"Held-out Recall@30: GLIDE {glide:.3f} vs popularity {pop:.3f}; model {record['run']} {verdict}. "
+                  "The demo trains a tiny random-init model for seconds so the whole loop runs in minutes: these "
+                  "numbers show the loop works, not GLIDE's quality. The quality runs (SmolLM2 on the world, "
+                  "Amazon Scientific against SASRec) are in benchmarks/RESULTS.md.")
+
+
+def next_commands(record: dict, user_ids: list[str]) -> list[str]:
+    """Commands that work right after the demo, on its stack and model (promoted or not)."""
+    users = " ".join(user_ids)
+    return [f"glide candidates {users}", f"glide recommend --model {record['export']} {user_ids[0]}",
+            "glide stack down"]
 
 
 @click.command()
@@ -270,11 +316,14 @@ def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | N
     step(4, "train GLIDE from what the streams recorded (event log -> Feast offline store)")
     logged, record = _train_from_log(settings, job, replayed)
     step(5, "serve: session starts -> the GLIDE worker -> candidates cached in Feast, checked against training")
-    checked, mismatches = _serve_and_check(settings, record, job, replayed, db)
+    checked, mismatches, shown = _serve_and_check(settings, record, job, replayed, db)
+    step(6, "what a ranker reads: history, then familiar and unfamiliar candidates from the cache")
+    _ranker_view(settings, db, shown)
+    _what_the_numbers_mean(record)
     console.rule("[bold green]done")
-    console.print(f"{time.perf_counter() - started:.0f} s. Model {record['run']} (export {record['export']}). "
-                  "The stack is still up: try `glide recommend <user_id>`, `feast ui` in feature_repo/, "
-                  "or `glide stack down` / `make clean`.")
+    commands = next_commands(record, shown)
+    console.print(f"{time.perf_counter() - started:.0f} s. The stack is still up; try: "
+                  + "; ".join(f"`{c}`" for c in commands) + " (`make clean` removes the demo's data).")
     if as_json:
         click.echo(orjson.dumps({
             "users": int(len(world.users)), "cf_users": record.get("cf_users"),
@@ -283,5 +332,5 @@ def demo(users: int, days: int, seed: int, train_config: Path, data_dir: str | N
             "events_logged": logged, "events_produced": replayed.listens,
             "model_version": record["run"], "promoted": bool(record.get("promoted")),
             "glide_recall@30": record.get("glide_recall@30"), "popularity_recall@30": record.get("popularity_recall@30"),
-            "seconds": round(time.perf_counter() - started, 1),
+            "next_commands": commands, "seconds": round(time.perf_counter() - started, 1),
         }).decode())

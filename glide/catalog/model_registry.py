@@ -93,6 +93,14 @@ class ModelRegistry(CatalogConnection):
             row = conn.execute(sa.select(mv).where(mv.c.version == version)).first()
         return dict(row._mapping) if row else None
 
+    def version_of_artifact(self, artifact_path: str | Path) -> str | None:
+        """The registered version whose export is ``artifact_path`` (the same folder), else None."""
+        wanted = Path(artifact_path).resolve()
+        mv = t.model_versions
+        with self._begin() as conn:
+            rows = conn.execute(sa.select(mv.c.version, mv.c.artifact_path)).all()
+        return next((v for v, path in rows if path and Path(path).resolve() == wanted), None)
+
     def list_models(self) -> list[dict[str, Any]]:
         """All model versions, newest first."""
         mv = t.model_versions
