@@ -8,8 +8,11 @@ import click
 
 # name -> "module:attribute" of a click command.
 BENCHES: dict[str, str] = {
+    "e2e": "benchmarks.e2e:e2e",
+    "generate": "benchmarks.generate:generate",
     "ingest": "benchmarks.ingest:ingest",
     "llm": "benchmarks.llm:llm",
+    "lookup": "benchmarks.lookup:lookup",
     "sids-cold-start": "benchmarks.sids:cold_start",
     "world-calibration": "benchmarks.world_calibration:world_calibration",
 }

@@ -223,20 +223,7 @@ def _run_on_fresh_stack(base, store: str, users: int, tmp: Path, progress) -> In
     finally:
         stack.down(base)
         if store == "redis":
-            _drop_cluster_leftovers(settings, base.feast_project, schema)
-
-
-def _drop_cluster_leftovers(settings, project: str, schema: str) -> None:
-    import redis
-    import sqlalchemy
-
-    r = redis.Redis.from_url(settings.redis_url)
-    for key in r.scan_iter(match=b"*" + project.encode(), count=5000):
-        r.delete(key)
-    engine = sqlalchemy.create_engine(settings.postgres_url)
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
+            stack.drop_cluster_leftovers(settings, base.feast_project, schema)
 
 
 @click.command()

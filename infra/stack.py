@@ -290,3 +290,18 @@ def status(settings: GlideSettings) -> StackStatus:
 
         views = sorted(fv.name for fv in open_store(settings).list_feature_views())
     return StackStatus(settings.profile, bootstrap, pid, running, topics, views)
+
+
+def drop_cluster_leftovers(settings: GlideSettings, project: str, schema: str) -> None:
+    """What a throwaway cluster-profile run leaves behind: its Feast project's Redis keys and its
+    PostgreSQL schema (benchmarks run under a project and schema of their own)."""
+    import redis
+    import sqlalchemy
+
+    r = redis.Redis.from_url(settings.redis_url)
+    for key in r.scan_iter(match=b"*" + project.encode(), count=5000):
+        r.delete(key)
+    engine = sqlalchemy.create_engine(settings.postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from glide.config import ConfigError, GlideSettings
+from glide_model.llm.threads import parse_threads, set_intra_op_threads, threads_from_env
 from streams.candidates import CandidateConfig, CandidateService
 
 # CandidateConfig field -> the environment variable that overrides its default.
@@ -34,13 +35,25 @@ def candidate_config_from_env(environ: Mapping[str, str] | None = None, **overri
     return CandidateConfig(**values | overrides)
 
 
+def serve_threads(threads: int | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """The worker's decoder threads: ``threads`` if given, else GLIDE_SERVE_THREADS (a positive
+    integer or auto), else one less than the usable cores (at least 1); a bad value raises ConfigError naming its variable."""
+    try:
+        return parse_threads(threads) if threads is not None else threads_from_env(environ)
+    except ValueError as exc:
+        raise ConfigError(f"bad worker setting: {exc}") from None
+
+
 def build_service(
     settings: GlideSettings,
     model_dir: str | Path | None = None,
     backend: str = "hf",
     num_beams: int = 30,
     config: CandidateConfig | None = None,
+    threads: int | None = None,
 ) -> CandidateService:
+    """``threads``: the decoder's torch intra-op threads (default: GLIDE_SERVE_THREADS, else one less
+    than the cores this process may use; glide_model/llm/threads.py says why, with measurements)."""
     from glide.catalog import CatalogDB
     from glide_model.llm.checkpoint import CheckpointError, Manifest, check_compatible, load_checkpoint
     from glide_model.sids.collisions import CollisionTable
@@ -50,6 +63,7 @@ def build_service(
     from glide_model.sids.trie import SidTrie
     from streams.feature_store import open_store
 
+    decoder_threads = serve_threads(threads)  # a bad GLIDE_SERVE_THREADS fails before anything loads
     db = CatalogDB.from_settings(settings)
     version = None
     if model_dir is None:
@@ -64,6 +78,8 @@ def build_service(
         where = "--model" if version is None else f"the promoted model {version!r}"
         raise ConfigError(f"{where} folder {model_dir} is not a usable GLIDE model export ({exc}): pass a "
                           "folder written by `glide train` (with glide_manifest.json), or promote one") from None
+    # A registered export passed as --model keeps its registry version on the candidates it serves.
+    version = version or db.version_of_artifact(model_dir)
     assignments = db.sid_assignments(manifest.quantizer_version)
     if not assignments:
         raise ConfigError(f"the catalog DB has no SIDs of quantizer {manifest.quantizer_version!r}, which the "
@@ -92,6 +108,7 @@ def build_service(
     elif backend == "hf":
         from glide_model.llm.decoding import HFBackend, merge_for_serving
 
+        set_intra_op_threads(decoder_threads)
         glm, _ = load_checkpoint(model_dir, device="auto")
         gen = HFBackend(merge_for_serving(glm), trie, num_beams=num_beams)
     else:

@@ -24,8 +24,10 @@ from glide.config import load_settings
 @click.option("--metrics-port", type=int, default=None,
               help="Prometheus port on 127.0.0.1 (GLIDE_WORKER_METRICS_PORT, default 9465; 0 = any free port, "
                    "-1 = off).")
+@click.option("--threads", type=int, default=None,
+              help="Decoder intra-op threads (GLIDE_SERVE_THREADS; default one less than the usable cores).")
 def serve(model_dir: Path | None, backend: str, beams: int, max_batch: int, data_dir: str | None,
-          metrics_port: int | None) -> None:
+          metrics_port: int | None, threads: int | None) -> None:
     """Consume session-start events and cache GLIDE candidates in Feast.
 
     Without --model: the registry's promoted model, swapped for a newly promoted one without a restart
@@ -42,11 +44,11 @@ def serve(model_dir: Path | None, backend: str, beams: int, max_batch: int, data
     # a bad value fails here, not after loading the model
     worker = load_worker_settings(**({} if metrics_port is None else {"metrics_port": metrics_port}))
     worker_metrics.check_available(worker.metrics_host, worker.metrics_port)  # before minutes of model loading
-    service = build_service(settings, model_dir, backend, beams)
+    service = build_service(settings, model_dir, backend, beams, threads=threads)
     worker_metrics.set_model(service)
     worker_metrics.serve(worker.metrics_host, worker.metrics_port)  # logs the bound URL
     # A pinned --model is never swapped; the registry's promoted one is watched.
-    load = None if model_dir else (lambda: build_service(settings, None, backend, beams))
+    load = None if model_dir else (lambda: build_service(settings, None, backend, beams, threads=threads))
     lifecycle = ServiceLifecycle.for_registry(settings, worker, load)
     handed = [service]  # the worker then holds the only reference: a swap frees the old model
     del service
