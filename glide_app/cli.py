@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "serve": "glide_app.commands.serve:serve",
     "recommend": "glide_app.commands.serve:recommend",
     "candidates": "glide_app.commands.candidates:candidates",
+    "judge": "glide_app.commands.judge:judge",
+    "review": "glide_app.commands.review:review",
     "bench": "benchmarks.cli:bench",
     "demo": "glide_app.demo:demo",
 }
