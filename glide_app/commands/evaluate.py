@@ -23,8 +23,12 @@ from glide.config import load_settings
                    "evaluate the sequential systems on it instead of a registered model.")
 @click.option("--sids", "sids_file", type=click.Path(dir_okay=False), default=None,
               help="With --source: a SID table {item_id: ['<a_1>', '<b_2>', ...]} (default: computed from item text).")
-@click.option("--quick", is_flag=True, help="With --source: short schedules, and a test-user sample on datasets over 10,000 users.")
-@click.option("--systems", default=None, help="With --source: comma-separated systems (default: all registered).")
+@click.option("--quick", is_flag=True,
+              help="With --source: short schedules, a test-user sample on datasets over 10,000 users, and for the "
+                   "LLM systems a training-user subset and a 100-user test sample (glide_model/sequential/llm_config.py).")
+@click.option("--systems", default=None,
+              help="With --source: comma-separated systems (default: every registered one, the GLIDE LLM systems "
+                   "included; the quantizer ablation, tiger_/sid_only_ + rkmeans|rqvae|rlfq, runs only when named).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="With --source: results, checkpoints and report (default: under the data dir).")
 @click.option("--seed", type=int, default=0, show_default=True, help="With --source: split sample and training seed.")

@@ -19,6 +19,7 @@ from glide.config import GlideSettings
 from glide_model.evaluation.report import results_table
 from glide_model.sequential.harness import evaluate_source
 from glide_model.sequential.report import json_summary, protocol_frames, write_markdown
+from glide_model.sequential.systems import default_systems
 
 
 def default_out_dir(settings: GlideSettings, source: str, quick: bool, seed: int) -> Path:
@@ -29,11 +30,13 @@ def default_out_dir(settings: GlideSettings, source: str, quick: bool, seed: int
 def run_evaluate_source_job(settings: GlideSettings, source: str, *, sids_file: str | None = None,
                             quick: bool = False, systems: list[str] | None = None, out_dir: str | None = None,
                             seed: int = 0, console: Console | None = None) -> dict[str, Any]:
-    """Run the harness, print and write the reports; returns {"record", "summary", "report", "out_dir"}."""
+    """Run the harness, print and write the reports; returns {"record", "summary", "report", "out_dir"}.
+    ``systems`` None: every registered system, the GLIDE LLM systems included."""
     console = console or Console()
     out = Path(out_dir) if out_dir else default_out_dir(settings, source, quick, seed)
     started = time.perf_counter()
     console.print(f"[bold]evaluate[/] {source} ({'quick' if quick else 'full'} run) -> {out}")
+    systems = default_systems(include_llm=True) if systems is None else systems
     record = evaluate_source(source, systems=systems, quick=quick, sids_file=sids_file, seed=seed, out_dir=out,
                              progress=lambda message: console.print(f"  {message}", highlight=False))
     for protocol in record["protocols"]:

@@ -95,8 +95,12 @@ class PromptBuilder:
         mode: str | None,
         locale: str | None = None,
         affinity_topics: Sequence[str] = (),
+        history_titles: Sequence[str] | None = None,
     ) -> str:
-        """The user message of the recommendation prompt (Fig. 2 order)."""
+        """The user message of the recommendation prompt (Fig. 2 order).
+
+        ``history_titles`` (one per history item, aligned with ``history_codes``): with a text variant,
+        each history SID is followed by its item's title, the paper's SID+Text (episodes' own text)."""
         v = self.variant
         lines = []
         ctx = []
@@ -111,7 +115,16 @@ class PromptBuilder:
         if ctx:
             lines.append("User context: " + " ".join(ctx))
         recent = list(history_codes)[-self.max_history :] if self.max_history > 0 else []
-        if recent:
+        titles = None
+        if v.text_context and history_titles is not None:
+            if len(history_titles) != len(history_codes):
+                raise ValueError(f"{len(history_titles)} history titles for {len(history_codes)} history SIDs")
+            titles = list(history_titles)[len(history_codes) - len(recent):]
+        if recent and titles is not None:
+            played = "; ".join(f"{format_sid(self.vocab.check_codes(c, 'history SID'))} {sanitize_text(str(t)).strip()}"
+                               for c, t in zip(recent, titles))
+            lines.append(f"Recently played, oldest first: {played}")
+        elif recent:
             sids = "".join(format_sid(self.vocab.check_codes(c, "history SID")) for c in recent)
             lines.append(f"Recently played, oldest first: {sids}")
         else:
@@ -159,7 +172,7 @@ class PromptBuilder:
         *,
         with_target: bool = True,
     ) -> list[Encoded]:
-        """Rows with history_codes, mode, locale, affinity_topics (+ target_codes when with_target)."""
+        """Rows with history_codes, mode, locale, affinity_topics[, history_titles] (+ target_codes when with_target)."""
         prompts = [
             self._render(
                 self.rec_user_text(
@@ -167,6 +180,7 @@ class PromptBuilder:
                     r.get("mode"),
                     r.get("locale"),
                     r.get("affinity_topics") if r.get("affinity_topics") is not None else (),
+                    r.get("history_titles"),
                 )
             )
             for r in rows

@@ -1,6 +1,7 @@
 """Show a harness record (glide_model/sequential/harness.py): the one-line JSON summary, per-protocol
 frames for the project's rich tables and bar plots (glide_model/evaluation/report.py), and a
-markdown report with its PNG plots.
+markdown report with its PNG plots: per-segment bars, and, when LLM systems ran, the decoding
+ablation and the learning curves (glide_model/sequential/llm_report.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import pandas as pd
 
 from glide_model.evaluation.metrics import SEGMENTS
 from glide_model.evaluation.report import plot_results
+from glide_model.sequential.llm_report import (
+    decoding_section, learning_curve_section, llm_fit_summary, quantizer_section,
+)
 from glide_model.sequential.metrics import METRICS
 
 JSON_PROTOCOL = "history_excluded"  # GLIDE's: it never recommends a consumed episode
@@ -59,6 +63,9 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _fit_summary(info: dict[str, Any]) -> str:
+    llm = llm_fit_summary(info)
+    if llm is not None:
+        return llm
     fit = info.get("fit") or {}
     parts = []
     if "best_epoch" in fit:
@@ -108,6 +115,9 @@ def write_markdown(record: dict[str, Any], out_dir: str | Path, title: str | Non
                                                               for c in metrics.values())])
         metric_names = list(next(iter(next(iter(record["comparisons"].values())).values())).values())[0]
         lines += _table(["system", "protocol", *metric_names], rows) + [""]
+    lines += decoding_section(record, out_dir)
+    lines += learning_curve_section(record, out_dir)
+    lines += quantizer_section(record)
     lines += ["## Systems", ""]
     lines += _table(["system", "seconds", "how it was fit"],
                     [[name, f"{r['seconds']:.1f}", _fit_summary(r["info"])] for name, r in record["systems"].items()])

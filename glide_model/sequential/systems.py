@@ -2,10 +2,14 @@
 
 A system is a small object with a ``name``, ``skip_reason(data)`` (None when it can run on this
 data, else the sentence the report shows) and ``fit(data) -> Fitted`` (a ranker, see
-glide_model/sequential/ranking.py, and what it tuned). Systems are registered by import path
+glide_model/sequential/ranking.py, and what it tuned). Optionally ``test_users(data) -> int | None``:
+a system whose scoring is costly (the LLM's decoding) is scored on that many of the harness's test
+examples, a seeded sample that is the same for every system asking for the same number, and its
+``n`` says so. A ranker may also offer ``diagnostics(test) -> dict`` (the LLM's prefix ceilings),
+which goes into the result beside the metrics. Systems are registered by import path
 ("module:attribute", imported only when asked for, so popularity never pays for torch), in
-:data:`SYSTEMS`; a later module adds its own with :func:`register_system`, e.g. the LLM systems
-(``sid_only``, ``sid_text``, ``glide``, ablations) without touching the harness.
+:data:`SYSTEMS` (the four baselines, the GLIDE LLM systems and the opt-in quantizer ablation); any
+other module adds its own with :func:`register_system`, without touching the harness.
 
 Every system trains on ``data.split.train`` and may tune on ``data.split.valid``; the test examples
 are the harness's alone.
@@ -32,7 +36,31 @@ SYSTEMS: dict[str, str] = {
     "itemknn": "glide_model.sequential.baselines:ItemKNNSystem",
     "sasrec": "glide_model.sequential.baselines:SASRecSystem",
     "tiger": "glide_model.sequential.baselines:TigerSystem",
+    # the GLIDE LLM systems (glide_model/sequential/llm_systems.py); the decoding ablations reuse glide's model
+    "sid_only": "glide_model.sequential.llm_systems:SidOnlySystem",
+    "sid_text": "glide_model.sequential.llm_systems:SidTextSystem",
+    "glide": "glide_model.sequential.llm_systems:GlideSystem",
+    "glide_single_task": "glide_model.sequential.llm_systems:GlideSingleTaskSystem",
+    "glide_no_grounding": "glide_model.sequential.llm_systems:GlideNoGroundingSystem",
+    "glide_greedy": "glide_model.sequential.llm_systems:GlideGreedySystem",
+    "glide_sampling": "glide_model.sequential.llm_systems:GlideSamplingSystem",
 }
+
+# The quantizer ablation (paper Table 2, glide_model/sequential/llm_quantizers.py): a model per quantizer,
+# each on its own SID table; run only when named (--systems), never by default.
+QUANTIZER_SYSTEMS = tuple(f"{model}_{kind}" for model in ("tiger", "sid_only") for kind in ("rkmeans", "rqvae", "rlfq"))
+SYSTEMS.update({name: "glide_model.sequential.llm_quantizers:" + name for name in QUANTIZER_SYSTEMS})
+
+# Trained with the LLM stack (minutes to hours): the CLI runs them by default, the harness only when named.
+LLM_SYSTEMS = ("sid_only", "sid_text", "glide", "glide_single_task", "glide_no_grounding", "glide_greedy",
+               "glide_sampling")
+
+
+def default_systems(include_llm: bool) -> list[str]:
+    """Every registered system, in order, but the quantizer ablation; without ``include_llm``, also
+    without the LLM systems."""
+    return [name for name in SYSTEMS
+            if name not in QUANTIZER_SYSTEMS and (include_llm or name not in LLM_SYSTEMS)]
 
 
 @dataclass
@@ -47,7 +75,7 @@ class TrainingData:
     work_dir: Path | None = None  # for caches that outlive one run (text embeddings)
     threads: int | None = None
     progress: Callable[[str], None] = lambda message: None
-    _sids: SidTable | None = field(default=None, repr=False)
+    _sid_tables: dict[str, SidTable] = field(default_factory=dict, repr=False)
 
     def sid_skip_reason(self) -> str | None:
         """Why this data has no Semantic IDs (no table given and no text to compute them from)."""
@@ -57,17 +85,21 @@ class TrainingData:
 
         return missing_text_reason(self.dataset)
 
-    def sids(self) -> SidTable:
-        """The given SID table, else one computed once from the item text (glide_model/sequential/semantic_ids.py)."""
-        if self.dataset.sids is not None:
+    def sids(self, kind: str | None = None) -> SidTable:
+        """The given SID table, else one computed once from the item text (glide_model/sequential/semantic_ids.py).
+        ``kind`` (rkmeans | rqvae | rlfq): that quantizer's table from the item text even when a table was
+        given (the quantizer ablation)."""
+        if kind is None and self.dataset.sids is not None:
             return self.dataset.sids
-        if self._sids is None:
+        kind = kind or "rkmeans"
+        if kind not in self._sid_tables:
             from glide_model.sequential.semantic_ids import QuantizeConfig, text_sid_table
 
-            self.progress("computing Semantic IDs from item text (embeddings cached)")
+            self.progress(f"computing {kind} Semantic IDs from item text (embeddings cached)")
             cache = self.work_dir / "embeddings" if self.work_dir is not None else None
-            self._sids = text_sid_table(self.dataset, QuantizeConfig(seed=self.seed), cache_root=cache)
-        return self._sids
+            self._sid_tables[kind] = text_sid_table(self.dataset, QuantizeConfig(kind=kind, seed=self.seed),
+                                                    cache_root=cache)
+        return self._sid_tables[kind]
 
 
 @dataclass
