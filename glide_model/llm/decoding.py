@@ -22,8 +22,9 @@ length is always M, so no length penalty applies).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,6 +132,16 @@ def _check_shapes(glm: GlideLM, trie: SidTrie, num_beams: int, num_return: int) 
 
 
 @torch.no_grad()
+def prompt_batches(glm: GlideLM, items: Sequence, cf: Sequence | None, batch_size: int
+                   ) -> Iterator[tuple[int, list, Any]]:
+    """(start index, prompts, collated left-padded batch on the model's device) per ``batch_size``
+    prompts: the batching every decoder shares."""
+    for start in range(0, len(items), batch_size):
+        chunk = list(items[start : start + batch_size])
+        chunk_cf = list(cf[start : start + batch_size]) if cf is not None else None
+        yield start, chunk, glm.collate(chunk, chunk_cf, left_pad=True).to(glm.device)
+
+
 def constrained_beam_search(
     glm: GlideLM,
     items: Sequence[Encoded],
@@ -166,10 +177,7 @@ def constrained_beam_search(
                 raise ValueError("an allowed sub-trie has another SID shape than the catalog trie")
     results: list[list[Candidate]] = []
     try:
-        for start in range(0, len(items), batch_size):
-            chunk = list(items[start : start + batch_size])
-            chunk_cf = list(cf[start : start + batch_size]) if cf is not None else None
-            batch = glm.collate(chunk, chunk_cf, left_pad=True).to(glm.device)
+        for start, chunk, batch in prompt_batches(glm, items, cf, batch_size):
             subs = list(allowed[start : start + batch_size]) if allowed is not None else [None] * len(chunk)
             batch_masks = masks if all(t is None for t in subs) else BatchMasks(
                 [masks if t is None else TrieMasks(t) for t in subs]

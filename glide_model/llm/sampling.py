@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from glide_model.llm.decoding import TrieMasks, additive
+from glide_model.llm.decoding import TrieMasks, additive, prompt_batches
 from glide_model.llm.model import GlideLM
 from glide_model.llm.prompt import Encoded
 from glide_model.serving.contract import Candidate
@@ -137,10 +137,7 @@ def constrained_sample(glm: GlideLM, items: Sequence[Encoded], trie: SidTrie, cf
     glm.eval()
     results: list[list[Candidate]] = []
     try:
-        for start in range(0, len(items), batch_size):
-            chunk = list(items[start: start + batch_size])
-            chunk_cf = list(cf[start: start + batch_size]) if cf is not None else None
-            batch = glm.collate(chunk, chunk_cf, left_pad=True).to(glm.device)
+        for _start, _chunk, batch in prompt_batches(glm, items, cf, batch_size):
             codes, scores = _sid_sample(glm, batch, masks, draws, cfg, gen)
             results += [rank_draws(c, s, trie) for c, s in zip(codes.tolist(), scores.tolist())]
     finally:
