@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "candidates": "glide_app.commands.candidates:candidates",
     "judge": "glide_app.commands.judge:judge",
     "review": "glide_app.commands.review:review",
+    "simulate": "glide_app.commands.simulate:simulate",
     "bench": "benchmarks.cli:bench",
     "demo": "glide_app.demo:demo",
 }

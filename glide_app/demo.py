@@ -16,9 +16,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from glide.config import GlideSettings, load_settings
+from glide_app.jobs.stream_worker import start_stream_worker, wait_ready
 
 console = Console()
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -53,15 +51,6 @@ def _world(settings: GlideSettings, users: int, days: int, seed: int):
     return world
 
 
-def _start_stream_worker(settings: GlideSettings) -> subprocess.Popen:
-    logs = settings.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GLIDE_DATA_DIR": str(settings.data_dir), "GLIDE_STREAMS_METRICS_PORT": "-1"}
-    with open(logs / "streams-worker.log", "wb") as log:  # fresh, so readiness is this run's
-        return subprocess.Popen([sys.executable, "-m", "glide_app.cli", "streams", "worker"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-
 KEEP = ("embeddings", "models")  # slow to rebuild, and keyed by content: safe to reuse
 
 
@@ -76,21 +65,6 @@ def _reset(settings: GlideSettings) -> None:
         for child in settings.data_dir.iterdir():
             if child.name not in KEEP:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
-
-
-def _wait_ready(settings: GlideSettings, worker: subprocess.Popen, timeout_s: float = 180) -> None:
-    """Until the stream worker logs that it is ready (it loads the catalog and the text encoder)."""
-    log = settings.data_dir / "logs" / "streams-worker.log"
-    deadline = time.monotonic() + timeout_s
-    with console.status("waiting for the stream worker to join its consumer group..."):
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise click.ClickException(f"the stream worker exited ({worker.returncode}); see {log}")
-            if log.exists() and "stream worker ready" in log.read_text(errors="replace"):
-                time.sleep(3)  # group join takes about half the session timeout
-                return
-            time.sleep(0.5)
-    raise click.ClickException(f"the stream worker was not ready after {timeout_s:.0f} s; see {log}")
 
 
 def _user_features(store, user_id: str, shows: list[str]) -> pd.DataFrame:
@@ -191,9 +165,9 @@ def _stream_replay(settings: GlideSettings, world):
     from streams.progress import wait_processed
     from streams.replay import replay_world
 
-    worker = _start_stream_worker(settings)
+    worker = start_stream_worker(settings)
     try:
-        _wait_ready(settings, worker)
+        wait_ready(settings, worker, console)
         replayed: list = []
         replay = threading.Thread(target=lambda: replayed.append(
             replay_world(world, settings.bootstrap_servers(), rate=2000, sessions=False)), daemon=True)

@@ -139,10 +139,9 @@ def plan(world, limit: int | None = None, sessions: bool = True, catalog: bool =
         else:
             stats.catalog += 1
     if watermark and end_ms is not None:
-        body = S.encode(S.Watermark(ts=end_ms))
-        for p in range(partitions):
-            records.append(OutRecord(S.LISTEN_TOPIC, None, body, partition=p, headers=S.watermark_headers()))
-            stats.watermarks += 1
+        marks = watermark_records(end_ms, partitions)
+        records.extend(marks)
+        stats.watermarks += len(marks)
     return records, stats
 
 
@@ -242,3 +241,15 @@ def iter_listen_records(listens: pd.DataFrame) -> Iterator[OutRecord]:
     """listen-events records for a listens frame, in frame order (tests, benchmarks)."""
     for key, value in zip(listens["user_id"].tolist(), _listen_values(listens)):
         yield OutRecord(S.LISTEN_TOPIC, key.encode(), value)
+
+
+def catalog_records(episodes: pd.DataFrame, shows: pd.DataFrame) -> list[OutRecord]:
+    """catalog-updates records for ``episodes`` (keyed by episode_id), in frame order."""
+    return [OutRecord(S.CATALOG_TOPIC, e.encode(), v)
+            for e, v in zip(episodes["episode_id"].tolist(), _catalog_values(episodes, shows))]
+
+
+def watermark_records(ts_ms: int, partitions: int) -> list[OutRecord]:
+    """One watermark per listen-events partition: event time reached ``ts_ms`` everywhere."""
+    body = S.encode(S.Watermark(ts=ts_ms))
+    return [OutRecord(S.LISTEN_TOPIC, None, body, partition=p, headers=S.watermark_headers()) for p in range(partitions)]

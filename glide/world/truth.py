@@ -35,21 +35,31 @@ def true_preference(
 ) -> np.ndarray:
     """True preference in [0, 1] of ``user_id`` for each of ``episode_ids`` (world tables, see the
     module docstring). Pure: reads the tables, draws nothing. Unknown ids raise KeyError."""
-    row = users.loc[users["user_id"] == user_id]
-    if row.empty:
-        raise KeyError(f"user {user_id!r} is not in the world's users table")
-    taste = np.asarray(row.iloc[0]["topic_weights"], dtype=np.float64)
-    if len(taste) != len(topics):
-        raise ValueError(f"user {user_id!r} has {len(taste)} topic weights for {len(topics)} topics")
-    taste_norm = taste / taste.max()
+    return true_preference_matrix(users, shows, episodes, topics, [user_id], episode_ids)[0]
+
+
+def true_preference_matrix(
+    users: pd.DataFrame, shows: pd.DataFrame, episodes: pd.DataFrame, topics: Sequence[str],
+    user_ids: Sequence[str], episode_ids: Sequence[str],
+) -> np.ndarray:
+    """[len(user_ids), len(episode_ids)] true preferences, the rule of the module docstring for many
+    users at once (a listener panel needs every user x episode)."""
+    rows = users.set_index("user_id").reindex(list(user_ids))
+    unknown = rows.index[rows["locale"].isna()].tolist()
+    if unknown:
+        raise KeyError(f"user {unknown[0]!r} is not in the world's users table")
+    taste = np.array(rows["topic_weights"].tolist(), dtype=np.float64).reshape(len(rows), -1)
+    if taste.shape[1] != len(topics):
+        raise ValueError(f"user {rows.index[0]!r} has {taste.shape[1]} topic weights for {len(topics)} topics")
+    taste_norm = taste / taste.max(axis=1, keepdims=True)
     t_index = {t: i for i, t in enumerate(topics)}
     ep = episodes.set_index("episode_id").reindex(list(episode_ids))
     missing = ep.index[ep["show_id"].isna()].tolist()
     if missing:
         raise KeyError(f"episodes {missing[:3]} are not in the world's episodes table")
-    show_locale = shows.set_index("show_id")["locale"]
-    same_language = np.array(
-        [_language(show_locale[s]) == _language(row.iloc[0]["locale"]) for s in ep["show_id"]], dtype=bool
-    )
-    topic_taste = taste_norm[[t_index[t] for t in ep["topic"]]]
+    show_language = shows.set_index("show_id")["locale"].map(_language)
+    ep_language = ep["show_id"].map(show_language).to_numpy(dtype=object)
+    user_language = np.array([_language(loc) for loc in rows["locale"]], dtype=object)
+    same_language = user_language[:, None] == ep_language[None, :]
+    topic_taste = taste_norm[:, [t_index[t] for t in ep["topic"]]]
     return topic_taste * np.where(same_language, 1.0, OTHER_LANGUAGE_WEIGHT)

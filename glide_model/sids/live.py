@@ -91,8 +91,9 @@ class SidIndex:
         return index
 
     def add_episodes(self, episodes: Any, cache: EmbeddingCache | None = None) -> dict[str, Sid]:
-        """Batch form of :meth:`add_episode` for a world-contract frame (one embedding pass)."""
-        codes = self.quantizer.encode(embed_episodes(self.encoder, episodes, cache=cache))
+        """Batch form of :meth:`add_episode` for a world-contract frame (one embedding pass; no progress
+        bar: workers call this for every catalog batch, and a bar per batch floods their logs)."""
+        codes = self.quantizer.encode(embed_episodes(self.encoder, episodes, cache=cache, progress=False))
         out: dict[str, Sid] = {}
         with self._lock:
             for row, c in zip(episodes.to_dict("records"), codes.tolist()):
