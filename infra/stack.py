@@ -157,7 +157,9 @@ def ensure_topics(bootstrap: str, partitions: int) -> list[str]:
         admin.close()
 
 
-def _check_cluster_services(settings: GlideSettings) -> None:
+def check_cluster_services(settings: GlideSettings) -> None:
+    """The cluster profile's Redis and PostgreSQL answer (a ConfigError naming the service and its
+    setting, never its password, if not); creates the settings' PostgreSQL schema."""
     import redis
     import sqlalchemy
 
@@ -228,7 +230,7 @@ def up(settings: GlideSettings, apply_feast: bool = True) -> StackStatus:
     usable_data_dir(settings)
     started: dict | None = None
     if settings.profile == "cluster":
-        _check_cluster_services(settings)
+        check_cluster_services(settings)
         bootstrap = settings.bootstrap_servers()
         check_kafka(bootstrap)
         state = {"profile": "cluster", "bootstrap": bootstrap, "pid": None}

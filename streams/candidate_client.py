@@ -19,12 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
 from glide.config import ConfigError, GlideSettings
 from glide_model.serving.rules import MODES
 from streams.feature_store import online_features, open_store
+from streams.online_reader import OnlineReader
 from streams.retry import call as retry_call
 
 VIEW = "glide_candidates"
@@ -71,9 +73,16 @@ class UserCandidates:
     missing: tuple[str, ...] = ()
 
 
+_EPOCH, _MS = datetime(1970, 1, 1, tzinfo=timezone.utc), timedelta(milliseconds=1)
+
+
 def epoch_ms(value) -> int | None:
     """A Feast timestamp value (datetime, None, NaT) -> epoch ms, or None when absent."""
-    if value is None or pd.isna(value):
+    if value is None or value is pd.NaT:
+        return None
+    if type(value) is datetime and value.tzinfo is not None:  # what Feast returns: no pandas per value
+        return (value - _EPOCH) // _MS
+    if pd.isna(value):
         return None
     return int(pd.Timestamp(value).value // 1_000_000)
 
@@ -89,7 +98,7 @@ def cached_sets(got: Mapping[str, list], keys: Sequence[tuple[str, str]]) -> lis
             continue
         out.append(CachedCandidates(
             user_id=user_id, mode=mode, episode_ids=list(got["candidate_episode_ids"][i] or []),
-            scores=[float(s) for s in got["candidate_scores"][i] or []],
+            scores=list(map(float, got["candidate_scores"][i] or [])),
             model_version=got["model_version"][i] or "", quantizer_version=got["quantizer_version"][i] or "",
             surface=got["surface"][i] or "", generated_at_ms=generated,
             history_as_of_ms=epoch_ms(got["history_as_of"][i]),
@@ -128,9 +137,14 @@ def wanted_modes(mode: str | None) -> tuple[str, ...]:
 
 class CandidateClient:
     """Batch reads of cached candidates for rankers. ``store``: an open Feast store (default: the one of
-    ``settings``' profile; opening imports Feast, seconds, so keep one client per process)."""
+    ``settings``' profile; opening imports Feast, seconds, so keep one client per process).
 
-    def __init__(self, settings: GlideSettings, store=None):
+    Reads go straight to the online store's rows (streams/online_reader.py: one Redis pipeline or one
+    SQLite query, decoded by the writer's encoding module) when the store is GLIDE's own SQLite or
+    Redis store; otherwise, or with ``direct=False``, through Feast's get_online_features. Both
+    return the same (tests/streams/test_candidate_client_direct.py)."""
+
+    def __init__(self, settings: GlideSettings, store=None, direct: bool = True):
         self.settings = settings
         self.store = store if store is not None else open_store(settings)
         try:
@@ -138,6 +152,13 @@ class CandidateClient:
         except Exception as exc:  # noqa: BLE001 - Feast raises its own not-found types per registry
             raise ConfigError(f"the feature store has no {SERVICE!r} service ({type(exc).__name__}): run "
                               "`glide stack up` to apply the feature definitions") from None
+        self.reader = OnlineReader.for_store(settings, self.store, [VIEW]) if direct else None
+
+    def read_rows(self, entity_rows: list[dict]) -> dict[str, list]:
+        """The service's features for (user_id, mode) rows, as online_features returns them."""
+        if self.reader is not None:
+            return self.reader.read(VIEW, entity_rows, FEATURES)
+        return online_features(self.store, self._service, entity_rows)
 
     def get(self, user_ids: Sequence[str], mode: str | None = None, max_age_s: float | None = None,
             now_s: float | None = None) -> dict[str, UserCandidates]:
@@ -149,7 +170,7 @@ class CandidateClient:
         if not users:
             return {}
         keys = [(u, m) for u in users for m in modes]
-        got = online_features(self.store, self._service, [{"user_id": u, "mode": m} for u, m in keys])
+        got = self.read_rows([{"user_id": u, "mode": m} for u, m in keys])
         now_s = time.time() if now_s is None else now_s
         found: dict[str, dict] = {u: {"sets": {}, "stale": {}, "missing": []} for u in users}
         for (user_id, m), cached in zip(keys, cached_sets(got, keys)):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from glide.config import ConfigError
@@ -196,3 +196,144 @@ class ViewLayout:
     def encode(self, values: Sequence[Any]) -> list[bytes | None]:
         """Value protobuf bytes per feature; None for SKIP."""
         return [b"" if v is None else None if v is SKIP else enc(v) for enc, v in zip(self.encoders, values)]
+
+
+# --- where rows live: the names both stores use (the writer's and the direct reader's) -------------
+
+
+def redis_key(entity_key: bytes, project: str) -> bytes:
+    """Feast's Redis key of an entity: its serialized key followed by the project name."""
+    return entity_key + project.encode()
+
+
+def redis_ts_field(view: str) -> str:
+    """The hash field holding a view's row time (a google.protobuf.Timestamp, protobuf_timestamp)."""
+    return f"_ts:{view}"
+
+
+def sqlite_table(project: str, view: str) -> str:
+    """Feast's SQLite online table of a view (compute_table_id without versioning)."""
+    return f"{project}_{view}"
+
+
+# --- decoding: feast.types.Value bytes back to what Feast's to_dict() returns ----------------------
+
+_NULL_TS = -(1 << 63)  # Feast's "no timestamp" (NaT as int64, feast.type_map.NULL_TIMESTAMP_INT_VALUE)
+_EPOCH, _SECOND = datetime(1970, 1, 1, tzinfo=timezone.utc), timedelta(seconds=1)
+
+
+def read_varint(buf: bytes, i: int) -> tuple[int, int]:
+    """The varint at ``buf[i]`` as an unsigned int, and the index after it."""
+    b = buf[i]
+    if b < 0x80:
+        return b, i + 1
+    n, shift, i = b & 0x7F, 7, i + 1
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            return n, i
+        shift += 7
+
+
+def _signed(n: int) -> int:
+    return n - (1 << 64) if n >> 63 else n
+
+
+_UNIFORM: dict[tuple[int, int], struct.Struct] = {}  # (width, count) -> "2x{width}s" * count
+
+
+def _strings(p: bytes, i: int, end: int) -> list[str]:
+    """A StringList in ``p[i:end]``: repeated field 1 (tag 0x0a), each a length and UTF-8 bytes. The
+    hot part of a candidate read (30 ids a set): ids of one width under 128 bytes (checked on every
+    tag and length byte at once, by strided slices) are cut by one struct call, others one by one."""
+    width = p[i + 1] if i < end else 0
+    count = (end - i) // (width + 2)
+    if (0 < width < 0x80 and count * (width + 2) == end - i and p[i:end:width + 2] == b"\n" * count
+            and p[i + 1:end:width + 2] == bytes((width,)) * count):
+        cut = _UNIFORM.get((width, count))
+        if cut is None:
+            if len(_UNIFORM) > 4096:
+                _UNIFORM.clear()
+            cut = _UNIFORM[(width, count)] = struct.Struct(f"2x{width}s" * count)
+        return list(map(bytes.decode, cut.unpack_from(p, i)))
+    out: list[str] = []
+    append = out.append
+    while i < end:
+        size = p[i + 1]
+        if size < 0x80 and p[i] == 0x0A:
+            i += 2
+        elif p[i] == 0x0A:
+            size, i = read_varint(p, i + 1)
+        else:
+            raise ValueError(f"online value: unexpected tag {p[i]:#x} in a string list")
+        j = i + size
+        append(p[i:j].decode())
+        i = j
+    return out
+
+
+def _numbers(p: bytes, i: int, end: int, fmt: str | None) -> list:
+    """An Int64List (``fmt`` None: varints) or FloatList (``fmt`` "f") in ``p[i:end]``, packed or not."""
+    out: list = []
+    while i < end:
+        tag = p[i]
+        if tag == 0x0A:  # packed: one length-delimited run
+            size, i = read_varint(p, i + 1)
+            if fmt:
+                out += struct.unpack_from(f"<{size // 4}{fmt}", p, i)
+            else:
+                j = i
+                while j < i + size:
+                    n, j = read_varint(p, j)
+                    out.append(_signed(n))
+            i += size
+        elif tag == 0x0D and fmt:  # one unpacked float
+            out.append(struct.unpack_from("<f", p, i + 1)[0])
+            i += 5
+        elif tag == 0x08 and not fmt:  # one unpacked varint
+            n, i = read_varint(p, i + 1)
+            out.append(_signed(n))
+        else:
+            raise ValueError(f"online value: unexpected tag {tag:#x} in a number list")
+    return out
+
+
+def decode_value(blob: bytes | None) -> Any:
+    """One feast.types.Value of the types ENCODERS writes, as Feast's ``to_dict()`` returns it: None
+    for no bytes or an empty Value, a datetime (UTC) for a UNIX_TIMESTAMP, lists for the lists."""
+    if not blob:
+        return None
+    tag, i = blob[0], 1
+    if tag >= 0x80:
+        tag, i = read_varint(blob, 0)
+    field, wire = tag >> 3, tag & 7
+    if wire == 2:
+        size = blob[i]
+        if size < 0x80:
+            i += 1
+        else:
+            size, i = read_varint(blob, i)
+        end = i + size
+        if field == 12:
+            return _strings(blob, i, end)
+        if field == 2:
+            return blob[i:end].decode()
+        if field in (14, 16):
+            return _numbers(blob, i, end, "f" if field == 16 else None)
+    elif wire == 0:
+        n = _signed(read_varint(blob, i)[0])
+        if field == 8:  # whole epoch seconds; Feast returns datetime.fromtimestamp(n, tz=utc), the same
+            return None if n == _NULL_TS else _EPOCH + _SECOND * n
+        if field in (3, 4):
+            return n
+        if field == 7:
+            return bool(n)
+        if field == 19:  # null_val: Feast returns the enum's number (NULL = 0), not None
+            return n
+    elif wire == 5 and field == 6:
+        return struct.unpack_from("<f", blob, i)[0]
+    elif wire == 1 and field == 5:
+        return struct.unpack_from("<d", blob, i)[0]
+    raise ValueError(f"online value: field {field} (wire type {wire}) is not a type GLIDE's views use")

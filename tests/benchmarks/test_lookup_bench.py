@@ -1,5 +1,6 @@
 """`glide bench lookup` with a few reads: SQLite, and Redis on a redis-server of this test's own (the
-machine's PostgreSQL holds the registry under a throwaway schema); the JSON contract and the table."""
+machine's PostgreSQL holds the registry under a throwaway schema); the JSON contract and the table,
+with the client's direct read and Feast's path timed side by side."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ def test_lookup_bench_reports_client_and_raw_reads_per_store_and_size(redis_url)
             assert run["users"] == int(size) and run["reads"] >= 20
             assert 0 < run["p50_ms"] <= run["p99_ms"] and 0 < run["raw_p50_ms"] <= run["raw_p99_ms"]
             assert run["ratio"] == pytest.approx(run["p99_ms"] / run["raw_p99_ms"], rel=0.02, abs=0.011)
+            assert 0 < run["feast_p50_ms"] <= run["feast_p99_ms"]  # Feast's path, timed beside the direct one
+            assert run["feast_ratio"] == pytest.approx(run["feast_p99_ms"] / run["raw_p99_ms"], rel=0.02, abs=0.011)
     head = record["runs"]["redis"]["1"]
     assert (record["p50_ms"], record["p99_ms"], record["raw_redis_p99_ms"], record["ratio"]) == (
         head["p50_ms"], head["p99_ms"], head["raw_p99_ms"], head["ratio"])

@@ -23,7 +23,7 @@ def test_unreachable_redis_hides_its_password(tmp_path, closed_port):
     settings = load_settings(data_dir=str(tmp_path), profile="cluster",
                              redis_url=f"redis://:redis-secret@127.0.0.1:{closed_port}/0")
     with pytest.raises(ConfigError) as info:
-        stack._check_cluster_services(settings)
+        stack.check_cluster_services(settings)
     msg = str(info.value)
     assert "redis-secret" not in msg
     assert f"Redis at redis://:***@127.0.0.1:{closed_port}/0 is unreachable" in msg and "GLIDE_REDIS_URL" in msg
@@ -41,7 +41,7 @@ def test_unreachable_postgres_hides_its_password(tmp_path, closed_port, monkeypa
     settings = load_settings(data_dir=str(tmp_path), profile="cluster",
                              postgres_url=f"postgresql+psycopg://glide:pg-secret@127.0.0.1:{closed_port}/glide")
     with pytest.raises(ConfigError) as info:
-        stack._check_cluster_services(settings)
+        stack.check_cluster_services(settings)
     msg = str(info.value)
     assert "pg-secret" not in msg
     assert f"PostgreSQL at postgresql+psycopg://glide:***@127.0.0.1:{closed_port}/glide is unreachable" in msg
