@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from glide.config import GlideSettings, load_settings
+from glide_app.jobs.data_dir import reset_data_dir
 from glide_app.jobs.stream_worker import start_stream_worker, wait_ready
 
 console = Console()
@@ -49,22 +50,6 @@ def _world(settings: GlideSettings, users: int, days: int, seed: int):
     world = generate_world(config)
     world.save(folder)
     return world
-
-
-KEEP = ("embeddings", "models")  # slow to rebuild, and keyed by content: safe to reuse
-
-
-def _reset(settings: GlideSettings) -> None:
-    """Stop a running stack (the broker keeps topics in memory) and clear the demo's state."""
-    import shutil
-
-    from infra import stack
-
-    stack.down(settings)
-    if settings.data_dir.is_dir():
-        for child in settings.data_dir.iterdir():
-            if child.name not in KEEP:
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def _user_features(store, user_id: str, shows: list[str]) -> pd.DataFrame:
@@ -100,7 +85,7 @@ def _stack(settings: GlideSettings, fresh: bool) -> None:
     from infra import stack
 
     if fresh:
-        _reset(settings)
+        reset_data_dir(settings)
     status = stack.up(settings)
     console.print(f"broker {status.bootstrap}; topics {', '.join(t for t in status.topics if not t.startswith('_'))}; "
                   f"feature views {len(status.feature_views)}")

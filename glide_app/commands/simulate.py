@@ -37,14 +37,16 @@ def simulate() -> None:
 @click.option("--threads", type=int, default=None, help="Decoder threads (default GLIDE_SERVE_THREADS / cores - 1).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the experiment's stack lives (default <GLIDE_DATA_DIR>/ab; wiped at start).")
+@click.option("--aa", is_flag=True, help="An A/A through the whole pipeline: treatment is served exactly as control.")
 @click.option("--json", "as_json", is_flag=True, help="End with the result as one JSON line.")
 def ab(quick: bool, users, days, history_days, slots_per_day, seed, salt, train_config, threads, data_dir,
-       as_json: bool) -> None:
+       aa: bool, as_json: bool) -> None:
     """Treatment = control's sources + GLIDE's cached candidates, one shared ranker; lifts with CIs."""
     from glide_app.jobs.ab.run import run_ab
 
     given = {"users": users, "days": days, "history_days": history_days, "slots_per_day": slots_per_day,
-             "seed": seed, "salt": salt, "train_config": train_config, "threads": threads}
+             "seed": seed, "salt": salt, "train_config": train_config, "threads": threads,
+             "glide_in_treatment": False if aa else None}
     given = {k: v for k, v in given.items() if v is not None}
     try:
         cfg = ABConfig.quick(**given) if quick else ABConfig(**given)

@@ -33,6 +33,7 @@ class ABConfig:
     shows: int = 120
     episodes_per_show: int = 20
     treatment_share: float = 0.5
+    glide_in_treatment: bool = True  # False: an A/A through the whole pipeline (both arms served as control)
     salt: str = "glide-ab-1"  # assignment hash salt: a new salt is a new random split
     slate_size: int = 10
     source_size: int = 30  # candidates per control source (popularity, CF, followed shows)

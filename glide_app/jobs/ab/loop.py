@@ -96,7 +96,7 @@ def run_experiment(settings: GlideSettings, cfg: ABConfig, setup: ABSetup, conso
     history = world.listens[world.listens["ts"] < start]
     panel = ListenerPanel(world, history, start, seed=cfg.seed + 1)
     arms = assign(panel.user_ids.tolist(), cfg.salt, cfg.treatment_share)
-    treated = set(arms.loc[arms["arm"] == TREATMENT, "user_id"])
+    treated = set(arms.loc[arms["arm"] == TREATMENT, "user_id"]) if cfg.glide_in_treatment else set()
     store = open_store(settings)
     slates = _Slates(settings, cfg, setup, store)
     # One set per session start, for its surface's mode: slates are on home and exploration, which

@@ -41,9 +41,10 @@ def _history_world(world, start: pd.Timestamp):
 
 
 def prepare(settings: GlideSettings, cfg: ABConfig, console: Console) -> ABSetup:
-    """Stack up (fresh), world, catalog + SIDs, history through the streams, model trained on it."""
+    """Stack up on a fresh data dir, world, catalog + SIDs, history through the streams, model trained on it."""
     from glide.catalog import CatalogDB
     from glide.world.generator import WorldConfig, generate_world
+    from glide_app.jobs.data_dir import reset_data_dir
     from glide_app.jobs.job_config import load_job_config
     from glide_app.jobs.stream_worker import start_stream_worker, wait_ready
     from glide_app.jobs.train import run_train_job, sids_for_catalog
@@ -51,7 +52,7 @@ def prepare(settings: GlideSettings, cfg: ABConfig, console: Console) -> ABSetup
     from streams.progress import wait_processed
     from streams.replay import partitions_of, push_profiles, replay_world
 
-    stack.down(settings)
+    reset_data_dir(settings)  # an earlier run's event log would count as this run's listens
     stack.up(settings)
     world = generate_world(WorldConfig(users=cfg.users, days=cfg.history_days + cfg.days, seed=cfg.seed,
                                        shows=cfg.shows, episodes_per_show=cfg.episodes_per_show))

@@ -47,6 +47,7 @@ def summarise(settings: GlideSettings, cfg: ABConfig, run: ABRun) -> tuple[dict,
         result[f"{key}_cuped_ci"] = [_round(x) for x in ab[f"{metric}_cuped"].ci]
     result["aa_lift_ci"] = [_round(x) for x in aa["new_show"].ci]
     result["aa_lift_cuped_ci"] = [_round(x) for x in aa["new_show_cuped"].ci]
+    result["aa_false_positive_rate"] = stats.aa_false_positive_rate(per_user, control["user_id"], seed=cfg.seed)
     result["glide_share"] = _round(glide_share(run.served))
     result["slate_pick_rate"] = {k: _round(v) for k, v in slate_pick_rate(run).items()}
     result["users"] = {k: int(v) for k, v in counts.items()}
@@ -106,6 +107,8 @@ def plot_daily(daily: pd.DataFrame, path: Path) -> Path:
 
 def show(console: Console, result: dict, lifts: dict[str, stats.Lift], daily: pd.DataFrame) -> None:
     console.print(table(lifts))
+    console.print(f"A/A: new-show lift CI of control's two halves {result['aa_lift_ci']}; over 100 random "
+                  f"re-splits of control {result['aa_false_positive_rate']:.0%} of the A/A CIs exclude 0 (calibrated: ~5%)")
     console.print(f"GLIDE's share of treatment's served slots: {result['glide_share']:.1%}; slate pick rate "
                   f"{result['slate_pick_rate']}; {result['listens_logged']} of {result['listens_played']} played "
                   "listens are in the event log")

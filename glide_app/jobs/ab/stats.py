@@ -120,3 +120,20 @@ def daily_lifts(per_day: pd.DataFrame, arms: pd.DataFrame, days: int, treatment:
         t, c = frame[(groups == treatment).to_numpy()], frame[(groups == control).to_numpy()]
         rows.append({"day": day, **{m: (t[m].mean() / c[m].mean() - 1.0) if c[m].mean() else np.nan for m in METRICS}})
     return pd.DataFrame(rows).set_index("day")
+
+
+def aa_false_positive_rate(outcomes: pd.DataFrame, user_ids: pd.Series, metric: str = "new_show", splits: int = 100,
+                           n_boot: int = 500, seed: int = 0) -> float:
+    """Share of ``splits`` random halvings of ``user_ids`` whose A/A CI excludes 0 (a calibrated test:
+    about 5%). One A/A split excludes 0 by chance one time in twenty; many re-splits of the same
+    users say whether the CI itself can be trusted on this data."""
+    from glide_app.jobs.ab.assign import assign
+
+    users = pd.Series(user_ids).tolist()
+    rows = outcomes.reindex(users)[metric].to_numpy(dtype=np.float64)
+    hits = 0
+    for k in range(splits):
+        half = (assign(users, f"aa-resplit-{seed}-{k}")["aa_half"] == 1).to_numpy()
+        lift = relative_lift(rows[half], rows[~half], n_boot, seed + k)
+        hits += lift.significant
+    return hits / splits

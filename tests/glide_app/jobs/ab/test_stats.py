@@ -77,3 +77,13 @@ def test_arm_lifts_and_daily_lifts_read_every_user_of_both_arms():
                            ).set_index(["user_id", "day"])
     daily = stats.daily_lifts(per_day, arms, days=2)
     assert list(daily.index) == [1, 2] and daily.loc[2].isna().all()
+
+
+def test_aa_resplits_are_calibrated():
+    rng = np.random.default_rng(4)
+    users = pd.Series([f"u{i}" for i in range(600)])
+    outcomes = pd.DataFrame({"new_show": rng.negative_binomial(1, 0.4, 600).astype(float)}, index=users)
+    rate = stats.aa_false_positive_rate(outcomes, users, splits=60, n_boot=300)
+    assert rate <= 0.15  # 5% expected; 60 splits, binomial sd ~3%
+    skewed = outcomes.assign(new_show=np.where(np.arange(600) % 2 == 0, outcomes["new_show"] * 3, outcomes["new_show"]))
+    assert stats.relative_lift(skewed["new_show"].to_numpy()[::2], skewed["new_show"].to_numpy()[1::2]).significant
