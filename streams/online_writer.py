@@ -34,7 +34,9 @@ from glide.config import ConfigError, GlideSettings
 from streams.checkpointer import connect_wal
 from streams.config import load_stream_settings
 from streams.feast_config import repo_config_dict
-from streams.online_encoding import ViewLayout, protobuf_timestamp, redis_field, text_and_num
+from streams.online_encoding import (
+    ViewLayout, protobuf_timestamp, redis_field, redis_key, redis_ts_field, sqlite_table, text_and_num,
+)
 from streams.online_layout import load_layout
 from streams.online_rows import Row
 from streams.retry import Retry, call as retry_call
@@ -130,7 +132,7 @@ class OnlineWriter:
         self._tables: dict[str, str] = {}
         self._sql: dict[str, tuple[str, bool]] = {}
         for name in self.views:
-            table = f"{self.project}_{name}"  # feast's compute_table_id without versioning
+            table = sqlite_table(self.project, name)
             cols = self._table_columns(table)
             self._tables[name] = table
             self._sql[name] = (self._upsert_sql(table, "value_num" in cols), "value_num" in cols)
@@ -213,16 +215,15 @@ class OnlineWriter:
 
     def _redis_calls(self, v: ViewLayout, rows: list[Row]) -> list[tuple[list[bytes], list[Any]]]:
         """(KEYS, ARGV) of one script call per chunk of rows, in the layout the script reads."""
-        project = self.project.encode()
         fields = self._fields[v.name]
-        head = [f"_glide_us:{v.name}", f"_ts:{v.name}"]
+        head = [f"_glide_us:{v.name}", redis_ts_field(v.name)]
         calls = []
         for start in range(0, len(rows), _REDIS_CHUNK):
             keys: list[bytes] = []
             args: list[Any] = list(head)
             for key, values, ts_us in rows[start:start + _REDIS_CHUNK]:
                 pairs = [x for f, blob in zip(fields, v.encode(values)) if blob is not None for x in (f, blob)]
-                keys.append(v.entity_key(key) + project)
+                keys.append(redis_key(v.entity_key(key), self.project))
                 args += [ts_us, protobuf_timestamp(ts_us), len(pairs) // 2, *pairs]
             calls.append((keys, args))
         return calls
@@ -244,8 +245,7 @@ class OnlineWriter:
                 self._sha = self._redis.script_load(_LUA)  # the server restarted or was flushed
 
     def _redis_existing(self, view: str, eks: list[bytes]) -> list[bool]:
-        project = self.project.encode()
         with self._redis.pipeline(transaction=False) as pipe:
             for ek in eks:
-                pipe.hexists(ek + project, f"_ts:{view}")
+                pipe.hexists(redis_key(ek, self.project), redis_ts_field(view))
             return [bool(x) for x in pipe.execute()]
