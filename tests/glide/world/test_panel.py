@@ -50,12 +50,13 @@ def test_preference_matrix_is_the_one_rule(world):
         true_preference_matrix(world.users, world.shows, world.episodes, world.topics, ["nobody"], eps)
 
 
-def test_users_pick_slates_they_like_more_often_and_listen_longer(world):
-    good = _play(_panel(world)[0], _panel(world)[1], _by_preference(True))
-    bad = _play(_panel(world)[0], _panel(world)[1], _by_preference(False))
+def test_users_pick_slates_they_like_and_ignore_those_they_do_not(world):
+    good = _play(*_panel(world), _by_preference(True))
+    bad = _play(*_panel(world), _by_preference(False))
     good_slate, bad_slate = good[good["source"] == "slate"], bad[bad["source"] == "slate"]
-    assert len(good_slate) > 3 * max(1, len(bad_slate))
-    assert good_slate["listened_seconds"].mean() > bad["listened_seconds"].mean() * 0.9
+    assert len(good_slate) > 100 and len(good_slate) > 10 * len(bad_slate)
+    # A liked slate adds listening: the organic part is the same for both, the picks come on top.
+    assert good["listened_seconds"].sum() > bad["listened_seconds"].sum()
 
 
 def test_no_slate_means_organic_listens_only_and_search_never_reads_the_slate(world):
