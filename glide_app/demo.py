@@ -27,11 +27,11 @@ from rich.console import Console
 from rich.table import Table
 
 from glide.config import GlideSettings, load_settings
+from glide_app.jobs.catalog_setup import CONFIGS
 from glide_app.jobs.data_dir import reset_data_dir
 from glide_app.jobs.stream_worker import start_stream_worker, wait_ready
 
 console = Console()
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def step(n: int, text: str) -> None:
@@ -93,21 +93,15 @@ def _stack(settings: GlideSettings, fresh: bool) -> None:
 
 def _catalog_and_sids(settings: GlideSettings, world, train_config: Path):
     """The world's catalog into the catalog DB, its Semantic IDs, the listeners' profiles online."""
-    from glide.catalog import CatalogDB
-    from glide_app.jobs.train import load_job_config, sids_for_catalog
-    from streams.replay import push_profiles
+    from glide_app.jobs.catalog_setup import load_catalog
 
     console.print(f"{len(world.shows)} shows, {len(world.episodes)} episodes, {len(world.users)} listeners, "
                   f"{len(world.sessions)} sessions, {len(world.listens)} listens over {world.config.days} days")
-    db = CatalogDB.from_settings(settings)
-    db.migrate()
-    db.upsert_shows(world.shows)
-    db.upsert_episodes(world.episodes)
-    job = load_job_config(train_config)
-    qversion, assignments = sids_for_catalog(settings, db, world.episodes, job.sids, console)
-    console.print(f"SIDs of quantizer {qversion}: {len(set(assignments.values()))} distinct for {len(assignments)} episodes")
-    push_profiles(settings, world.users, world.listens["ts"].min())
-    return db, job
+    got = load_catalog(settings, world.shows, world.episodes, world.users, world.listens["ts"].min(), train_config,
+                       console)
+    console.print(f"SIDs of quantizer {got.quantizer_version}: {len(set(got.assignments.values()))} distinct for "
+                  f"{len(got.assignments)} episodes")
+    return got.db, got.job
 
 
 def _watch_listener(store, world, replay: threading.Thread) -> tuple[str, pd.Series, pd.Series | None]:

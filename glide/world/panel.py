@@ -64,7 +64,7 @@ class ListenerPanel:
     """Ground truth and memory of the world's users; see the module docstring."""
 
     def __init__(self, world, history: pd.DataFrame, at: pd.Timestamp, seed: int = 0):
-        self.world, self.rng = world, np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed)
         users = world.users.reset_index(drop=True)
         self.user_ids = users["user_id"].to_numpy(dtype=object)
         self._user_row = {u: i for i, u in enumerate(self.user_ids)}

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+from glide_app.jobs.catalog_setup import CONFIGS
+
 
 
 @dataclass(frozen=True)

@@ -42,15 +42,14 @@ def _history_world(world, start: pd.Timestamp):
 
 def prepare(settings: GlideSettings, cfg: ABConfig, console: Console) -> ABSetup:
     """Stack up on a fresh data dir, world, catalog + SIDs, history through the streams, model trained on it."""
-    from glide.catalog import CatalogDB
     from glide.world.generator import WorldConfig, generate_world
     from glide_app.jobs.data_dir import reset_data_dir
-    from glide_app.jobs.job_config import load_job_config
+    from glide_app.jobs.catalog_setup import load_catalog
     from glide_app.jobs.stream_worker import start_stream_worker, wait_ready
-    from glide_app.jobs.train import run_train_job, sids_for_catalog
+    from glide_app.jobs.train import run_train_job
     from infra import stack
     from streams.progress import wait_processed
-    from streams.replay import partitions_of, push_profiles, replay_world
+    from streams.replay import partitions_of, replay_world
 
     reset_data_dir(settings)  # an earlier run's event log would count as this run's listens
     stack.up(settings)
@@ -60,13 +59,8 @@ def prepare(settings: GlideSettings, cfg: ABConfig, console: Console) -> ABSetup
     history = _history_world(world, start)
     console.print(f"world: {len(world.users)} listeners, {len(world.shows)} shows; history {cfg.history_days} days "
                   f"({len(history.listens)} listens, {len(history.episodes)} episodes), then {cfg.days} experiment days")
-    db = CatalogDB.from_settings(settings)
-    db.migrate()
-    db.upsert_shows(world.shows)
-    db.upsert_episodes(history.episodes)
-    job = load_job_config(cfg.train_config)
-    sids_for_catalog(settings, db, history.episodes, job.sids, console)
-    push_profiles(settings, world.users, history.listens["ts"].min())
+    job = load_catalog(settings, world.shows, history.episodes, world.users, history.listens["ts"].min(),
+                       cfg.train_config, console).job
     worker = start_stream_worker(settings)
     try:
         wait_ready(settings, worker, console)

@@ -21,20 +21,23 @@ LABELS = {"nonhabitual": "non-habitual streams", "new_show": "new-show streams",
 KEYS = {"nonhabitual": "lift_nonhabitual", "new_show": "lift_new_show", "listening_s": "lift_total_listening"}
 
 
-def outcomes(settings: GlideSettings, cfg: ABConfig, run: ABRun) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(experiment outcomes per user, pre-period outcomes per user, per user and day), from the log."""
+def outcomes(settings: GlideSettings, cfg: ABConfig, run: ABRun
+             ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+    """(experiment outcomes per user, pre-period outcomes per user, per user and day, the played
+    listens found in the log), from one read of the log."""
     from glide.event_log import open_event_log
 
     log = open_event_log(settings).read("listens")
     users = run.arms["user_id"]
     window = stats.label_window(log, run.start, run.end, cfg.min_stream_s)
     pre = stats.label_window(log, run.start - (run.end - run.start), run.start, cfg.min_stream_s)
-    return stats.per_user(window, users), stats.per_user(pre, users), stats.per_user_day(window, run.start)
+    logged = int(window["event_id"].isin(run.listens["event_id"]).sum()) if len(run.listens) else 0
+    return stats.per_user(window, users), stats.per_user(pre, users), stats.per_user_day(window, run.start), logged
 
 
 def summarise(settings: GlideSettings, cfg: ABConfig, run: ABRun) -> tuple[dict, pd.DataFrame, dict]:
     """(the JSON result, the daily lifts, every Lift by name)."""
-    per_user, pre, per_day = outcomes(settings, cfg, run)
+    per_user, pre, per_day, logged = outcomes(settings, cfg, run)
     ab = stats.arm_lifts(per_user, run.arms, TREATMENT, CONTROL, n_boot=cfg.n_boot, seed=cfg.seed, pre=pre)
     control = run.arms[run.arms["arm"] == CONTROL]
     aa = stats.arm_lifts(per_user, control, 1, 0, column="aa_half", n_boot=cfg.n_boot, seed=cfg.seed + 100, pre=pre)
@@ -52,17 +55,10 @@ def summarise(settings: GlideSettings, cfg: ABConfig, run: ABRun) -> tuple[dict,
     result["slate_pick_rate"] = {k: _round(v) for k, v in slate_pick_rate(run).items()}
     result["users"] = {k: int(v) for k, v in counts.items()}
     result["sessions"], result["glide_sessions"] = run.sessions, run.glide_sessions
-    result["listens_played"], result["listens_logged"] = int(len(run.listens)), int(_logged(settings, run))
+    result["listens_played"], result["listens_logged"] = int(len(run.listens)), logged
     result["guardrail_ok"] = bool(ab["listening_s"].ci[1] >= 0 if np.isfinite(ab["listening_s"].ci[1]) else False)
     daily = stats.daily_lifts(per_day, run.arms, cfg.days)
     return result, daily, {**{f"A/B {m}": v for m, v in ab.items()}, **{f"A/A {m}": v for m, v in aa.items()}}
-
-
-def _logged(settings: GlideSettings, run: ABRun) -> int:
-    from glide.event_log import open_event_log
-
-    log = open_event_log(settings).read("listens", run.start, run.end)
-    return int(log["event_id"].astype(str).str.startswith("ab-ev-").sum())
 
 
 def _round(x: float) -> float | None:
