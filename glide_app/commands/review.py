@@ -48,13 +48,20 @@ def review() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quick", is_flag=True, help="A small fresh world instead of <data_dir>/world.")
 @click.option("--world", "world_dir", type=click.Path(file_okay=False), default=None)
+@click.option("--glide/--baselines", "with_glide", default=None,
+              help="GLIDE (the registry's model) vs --baseline, or two baselines [default: GLIDE when the registry "
+                   "holds a model and neither --quick nor --world is given].")
+@click.option("--glide-version", default=None, help="The GLIDE model to review [default: the promoted one, else the newest].")
+@click.option("--baseline", type=click.Choice(["popularity", "cf", "topic_popularity"]), default="popularity",
+              show_default=True, help="What GLIDE's lists are compared with.")
 @click.option("--no-judge", is_flag=True, help="Do not score the items with the judge (import then reports no agreement).")
 @click.option("--backend", type=click.Choice(["hf", "openai"]), default=None)
 @click.option("--model", default=None, help="Judge model (see `glide judge --help`).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--json", "as_json", is_flag=True)
 def export_cmd(out_dir: Path | None, key_path: Path | None, users: int, k: int, seed: int, quick: bool,
-               world_dir: str | None, no_judge: bool, backend: str | None, model: str | None, data_dir: str | None,
+               world_dir: str | None, with_glide: bool | None, glide_version: str | None, baseline: str,
+               no_judge: bool, backend: str | None, model: str | None, data_dir: str | None,
                as_json: bool) -> None:
     """Write review.csv + review.html for annotators and the key file for scoring."""
     from glide_app.jobs.review import ReviewExportConfig, export_review
@@ -63,15 +70,16 @@ def export_cmd(out_dir: Path | None, key_path: Path | None, users: int, k: int, 
     settings = load_settings(data_dir=data_dir)
     out_dir = out_dir or settings.data_dir / "review" / "packet"
     js = None if no_judge else load_judge_settings(backend=backend, model=model)
-    cfg = ReviewExportConfig(users=users, k=k, seed=seed, judge=not no_judge)
+    cfg = ReviewExportConfig(users=users, k=k, seed=seed, judge=not no_judge, glide=with_glide,
+                             version=glide_version, baseline=baseline)
     try:
-        summary = export_review(settings.data_dir, out_dir, key_path, js, cfg, quick=quick, world_dir=world_dir)
+        summary = export_review(settings, out_dir, key_path, js, cfg, quick=quick, world_dir=world_dir)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(mask_secrets(exc)) from None
     out = Console()
     out.print(f"wrote {summary['items']} items for {summary['users']} listeners: {summary['csv']}, {summary['html']}", highlight=False)
     out.print(f"key (keep it from annotators): {summary['key']}", highlight=False)
-    out.print(f"note: {summary['systems_note']}", highlight=False)
+    out.print(f"systems: {' vs '.join(summary['systems'])}: {summary['systems_note']}", highlight=False)
     if as_json:
         click.echo(json.dumps(_clean(summary)))
 

@@ -49,10 +49,16 @@ def load_judge_world(data_dir: Path, quick: bool, world_dir: str | None, seed: i
 
 
 def episode_cards(world: World) -> dict[str, EpisodeCard]:
-    shows = world.shows.set_index("show_id")
+    return catalog_cards(world.episodes, world.shows)
+
+
+def catalog_cards(episodes: pd.DataFrame, shows: pd.DataFrame) -> dict[str, EpisodeCard]:
+    """What the judge and annotators see of each episode (``episodes``/``shows``: the world's columns,
+    as the catalog DB's frames also have them)."""
+    show_meta = shows.set_index("show_id")
     cards = {}
-    for row in world.episodes.itertuples(index=False):
-        show = shows.loc[row.show_id]
+    for row in episodes.itertuples(index=False):
+        show = show_meta.loc[row.show_id]
         cards[row.episode_id] = EpisodeCard(
             episode_id=row.episode_id, title=row.title, show=str(show["title"]), topic=row.topic,
             description=row.description, host=str(show["host"]), duration_min=int(round(row.duration_s / 60)),

@@ -1,15 +1,11 @@
 """`glide review export | import`: the human-review loop (paper §5.2.6).
 
-Export samples world users, builds their profile (as the judge sees it) and the top-K lists of two
-systems, blinds them as lists A/B (random per user) and writes, for annotators, ``review.csv`` (one
-row per recommended episode, an empty ``label`` column) and ``review.html``; and, for whoever
-scores the review only, a key file (which letter is which system, the real ids, and the judge's
-scores) that must not reach annotators.
-
-The two systems are the popularity and topic x popularity baselines of
-glide_model/evaluation/baselines.py, built on the world's listens before the cut-off: review export
-does not decode a registered GLIDE model (it would need the serving stack: SID table, backend,
-feature store); ``systems_note`` in the key and the command's output says so.
+Export samples listeners, builds their profile (as the judge sees it) and the top-K lists of two
+systems (glide_app/jobs/review_lists.py: a registered GLIDE model against a baseline, or two
+baselines when no model is trained), blinds them as lists A/B (random per listener) and writes, for
+annotators, ``review.csv`` (one row per recommended episode, an empty ``label`` column) and
+``review.html``; and, for whoever scores the review only, a key file (which letter is which system,
+the real ids, and the judge's scores) that must not reach annotators.
 
 Import reads the filled-in CSV and the key, and reports judge-human agreement (Cohen's kappa,
 pairwise agreement) and which system reviewers prefer (glide_model/judge/review.py).
@@ -25,9 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from glide_app.jobs.judge_inputs import JudgeWorld, eligible_users, episode_cards, load_judge_world, make_backend
+from glide.config import GlideSettings
+from glide_app.jobs.judge_inputs import catalog_cards, load_judge_world, make_backend
+from glide_app.jobs.review_lists import ReviewLists, baseline_review_lists, glide_review_lists
 from glide_app.jobs.review_page import render_page
-from glide_model.evaluation.baselines import PopularityRecommender, TopicPopularityRecommender
 from glide_model.judge.cache import JudgeCache
 from glide_model.judge.config import JudgeSettings
 from glide_model.judge.judge import Judge
@@ -35,9 +32,6 @@ from glide_model.judge.profile import build_profile
 from glide_model.judge.prompt import OVERALL
 from glide_model.judge.review import blind, judge_human_agreement, system_preference
 
-SYSTEMS = ("popularity", "topic_popularity")
-SYSTEMS_NOTE = ("GLIDE lists are not wired into review export: it compares the popularity and topic x popularity "
-                "baselines (glide_model/evaluation/baselines.py)")
 CSV_COLUMNS = ("review_id", "listener", "list", "rank", "title", "show", "topic", "description", "profile", "label")
 
 
@@ -45,9 +39,12 @@ CSV_COLUMNS = ("review_id", "listener", "list", "rank", "title", "show", "topic"
 class ReviewExportConfig:
     users: int = 10
     k: int = 5
-    holdout_days: int = 7
+    holdout_days: int = 7  # the baseline-only world's held-out days
     seed: int = 0
     judge: bool = True  # score every item with the judge now, kept in the key for `review import`
+    glide: bool | None = None  # None: GLIDE when the registry holds a model, else two baselines
+    version: str | None = None  # the GLIDE model [default: the promoted one, else the newest]
+    baseline: str = "popularity"  # what GLIDE is compared with
 
 
 def default_key_path(out_dir: Path) -> Path:
@@ -55,27 +52,35 @@ def default_key_path(out_dir: Path) -> Path:
     return out_dir.parent / f"{out_dir.name}.key.json"
 
 
-def _lists(jw: JudgeWorld, users: list[str], k: int) -> dict[str, list[list[str]]]:
-    world, history = jw.world, jw.history
-    locale = world.users.set_index("user_id")["locale"]
-    examples = pd.DataFrame({
-        "user_id": users, "ts": [jw.cutoff] * len(users), "locale": [locale[u] for u in users],
-        "history_episode_ids": [history.loc[history["user_id"] == u, "episode_id"].tolist() for u in users],
-    })
-    recommenders = [PopularityRecommender(history, episodes=world.episodes),
-                    TopicPopularityRecommender(history, world.episodes)]
-    return {r.name: r.recommend(examples, k) for r in recommenders}
+def review_lists(settings: GlideSettings, cfg: ReviewExportConfig, rng: np.random.Generator, quick: bool,
+                 world_dir: str | None) -> ReviewLists:
+    """GLIDE vs a baseline on the deployment's data, or two baselines on a world (--quick, --world,
+    --baselines, or an empty registry when GLIDE was not asked for explicitly)."""
+    from glide.catalog import CatalogDB
+
+    with_glide = cfg.glide
+    if with_glide and (quick or world_dir):
+        raise ValueError("--glide reviews the deployment's registered model: drop --quick/--world")
+    if with_glide is None:
+        with_glide = not quick and not world_dir and _registry_has_model(CatalogDB.from_settings(settings))
+    if with_glide:
+        return glide_review_lists(settings, cfg.users, cfg.k, rng, version=cfg.version, baseline=cfg.baseline)
+    jw = load_judge_world(settings.data_dir, quick, world_dir, cfg.seed, cfg.holdout_days)
+    return baseline_review_lists(jw, cfg.users, cfg.k, rng)
 
 
-def export_review(data_dir: Path, out_dir: Path, key_path: Path | None, js: JudgeSettings | None,
+def _registry_has_model(db) -> bool:
+    db.migrate()
+    return bool(db.list_models())
+
+
+def export_review(settings: GlideSettings, out_dir: Path, key_path: Path | None, js: JudgeSettings | None,
                   cfg: ReviewExportConfig, quick: bool = False, world_dir: str | None = None) -> dict[str, Any]:
     """Write review.csv, review.html (in ``out_dir``) and the key file; returns a summary."""
-    jw = load_judge_world(Path(data_dir), quick, world_dir, cfg.seed, cfg.holdout_days)
+    data_dir = settings.data_dir
     rng = np.random.default_rng(cfg.seed)
-    users = [str(u) for u in rng.permutation(eligible_users(jw))[: cfg.users]]
-    lists = _lists(jw, users, cfg.k)
-    cards = episode_cards(jw.world)
-    locale = jw.world.users.set_index("user_id")["locale"]
+    rl = review_lists(settings, cfg, rng, quick, world_dir)
+    cards = catalog_cards(rl.episodes, rl.shows)
     judge = None
     cache = None
     if cfg.judge and js is not None:
@@ -83,13 +88,13 @@ def export_review(data_dir: Path, out_dir: Path, key_path: Path | None, js: Judg
         judge = Judge(make_backend(js, Path(data_dir)), cache, max_tokens=js.max_new_tokens)
     rows, key_items, key_users = [], {}, {}
     try:
-        for n, user in enumerate(users):
+        for n, (user, as_of) in enumerate(zip(rl.users, rl.as_of)):
             listener = f"listener_{n + 1:02d}"
-            profile = build_profile(jw.history, jw.world.episodes, jw.world.shows, user, jw.cutoff, locale=str(locale[user]))
-            letters = blind(SYSTEMS, rng)
-            key_users[listener] = {"user_id": user, "letters": letters, "list_scores": {}}
+            profile = build_profile(rl.listens, rl.episodes, rl.shows, user, as_of, locale=rl.locale[user] or None)
+            letters = blind(rl.systems, rng)
+            key_users[listener] = {"user_id": user, "as_of": as_of.isoformat(), "letters": letters, "list_scores": {}}
             for letter, system in letters.items():
-                episodes = lists[system][n]
+                episodes = rl.lists[system][n]
                 if judge is not None:
                     key_users[listener]["list_scores"][system] = judge.judge_list(profile.text, [cards[e] for e in episodes]).scores
                 for rank, e in enumerate(episodes, start=1):
@@ -112,14 +117,15 @@ def export_review(data_dir: Path, out_dir: Path, key_path: Path | None, js: Judg
     frame.to_csv(out_dir / "review.csv", index=False)
     (out_dir / "review.html").write_text(render_page(frame))
     key_path = key_path or default_key_path(out_dir)
-    key = {"systems": list(SYSTEMS), "systems_note": SYSTEMS_NOTE, "judge_backend": judge.backend.name if judge else None,
-           "judge_malformed": judge.stats.malformed if judge else None, "cutoff": jw.cutoff.isoformat(),
-           "users": key_users, "items": key_items}
+    key = {"systems": list(rl.systems), "systems_note": rl.note, "model_version": rl.model_version,
+           "judge_backend": judge.backend.name if judge else None,
+           "judge_malformed": judge.stats.malformed if judge else None, "users": key_users, "items": key_items}
     key_path.parent.mkdir(parents=True, exist_ok=True)
     key_path.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n")
     return {"csv": str(out_dir / "review.csv"), "html": str(out_dir / "review.html"), "key": str(key_path),
-            "users": len(users), "items": len(rows), "systems": list(SYSTEMS), "systems_note": SYSTEMS_NOTE,
-            "judge_backend": key["judge_backend"], "judge_malformed": key["judge_malformed"]}
+            "users": len(rl.users), "items": len(rows), "systems": list(rl.systems), "systems_note": rl.note,
+            "model_version": rl.model_version, "judge_backend": key["judge_backend"],
+            "judge_malformed": key["judge_malformed"]}
 
 
 def import_review(labels_csv: Path, key_path: Path) -> dict[str, Any]:

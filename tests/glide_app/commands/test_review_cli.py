@@ -16,7 +16,8 @@ def test_export_then_import_a_labelled_file(tmp_path) -> None:
                                       "--out", str(packet), "--data-dir", str(tmp_path / "data"), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["items"] == 18 and summary["users"] == 3 and "not wired" in summary["systems_note"]
+    assert summary["items"] == 18 and summary["users"] == 3
+    assert summary["systems"] == ["popularity", "topic_popularity"] and "no trained model" in summary["systems_note"]
     key_path = tmp_path / "packet.key.json"
     assert summary["key"] == str(key_path) and not list(packet.glob("*key*"))  # the key stays out of the packet
     rows = pd.read_csv(packet / "review.csv")
@@ -52,3 +53,10 @@ def test_import_rejects_labels_off_the_scale(tmp_path) -> None:
     rows.to_csv(packet / "review.csv", index=False)
     result = CliRunner().invoke(cli, ["review", "import", str(packet / "review.csv")])  # key found beside the packet
     assert result.exit_code != 0 and "1-5" in result.output
+
+
+def test_asking_for_glide_without_a_trained_model_says_what_to_run(tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["review", "export", "--glide", "--no-judge", "--data-dir", str(tmp_path)])
+    assert result.exit_code != 0 and "glide train" in result.output
+    result = CliRunner().invoke(cli, ["review", "export", "--glide", "--quick", "--no-judge", "--data-dir", str(tmp_path)])
+    assert result.exit_code != 0 and "drop --quick" in result.output

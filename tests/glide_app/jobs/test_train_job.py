@@ -143,6 +143,41 @@ def test_evaluate_names_a_missing_model(trained):
         run_evaluate_job(settings, "nope", console=Console(quiet=True))
 
 
+def test_review_export_shows_the_registered_glide_model_against_a_baseline_blind(trained, tmp_path):
+    """With a model in the registry, the review packet holds GLIDE's lists (as serving would resolve
+    them: none of the listener's recent episodes) beside popularity's, blinded as A/B."""
+    import pandas as pd
+
+    from glide.habits import RECENT_SIDS_CAP
+
+    from glide_app.jobs.review import ReviewExportConfig, export_review
+
+    settings, record = trained
+    packet = tmp_path / "packet"
+    summary = export_review(settings, packet, None, None, ReviewExportConfig(users=4, k=5, judge=False))
+    assert summary["systems"] == ["glide", "popularity"] and summary["model_version"] == record["run"]
+    key = json.loads(Path(summary["key"]).read_text())
+    rows = pd.read_csv(packet / "review.csv")
+    assert len(rows) == summary["items"] and set(rows["list"]) == {"A", "B"}
+    assert record["run"] not in (packet / "review.html").read_text() + (packet / "review.csv").read_text()
+    assert not rows.astype(str).apply(lambda c: c.isin(["glide", "popularity"])).any().any()
+    items = pd.DataFrame(key["items"].values())
+    assert set(items["system"]) == {"glide", "popularity"} and items["user_id"].nunique() == 4
+    from glide.event_log import open_event_log
+
+    listens = open_event_log(settings).read("listens")  # the log, read as the job reads it
+    for user in key["users"].values():
+        as_of = pd.Timestamp(user["as_of"])
+        mine = listens[listens["user_id"] == user["user_id"]]
+        assert (mine["ts"] > as_of).any()  # shown before a listen that was held out
+        recent = mine[mine["ts"] <= as_of].sort_values("ts", kind="stable").tail(RECENT_SIDS_CAP // 2)
+        heard = set(recent["episode_id"])
+        served = items.loc[(items["user_id"] == user["user_id"]) & (items["system"] == "glide"), "episode_id"]
+        assert len(served) > 0 and not heard & set(served)
+    by_system = items.groupby("system")["episode_id"].apply(set)
+    assert by_system["glide"] != by_system["popularity"]
+
+
 def _cf_users(record) -> list[str]:
     from glide_model.cf import CFModel
 
