@@ -96,3 +96,30 @@ def summary(directory: Path | None) -> None:
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     Console().print(summary_table(w, directory))
+
+
+@world.command("dataset")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--world", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="World folder [default: <data_dir>/world].")
+@click.option("--name", default="world", show_default=True, help="File stem: <name>.inter.json, <name>.item.json.")
+@click.option("--min-items", type=int, default=3, show_default=True,
+              help="Leave out listeners with fewer episodes (leave-one-out needs 3).")
+def dataset(out: Path, directory: Path | None, name: str, min_items: int) -> None:
+    """Write the world as an interaction dataset folder, for `glide evaluate --source OUT`."""
+    from glide.world.dataset_export import write_interaction_dataset
+
+    if directory is None:
+        from glide.config import load_settings
+
+        directory = load_settings().data_dir / "world"
+    if min_items < 3:
+        raise click.BadParameter("must be >= 3 (a training, a validation and a test item)", param_hint="--min-items")
+    try:
+        counts = write_interaction_dataset(World.load(directory), out, name, min_items)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    Console().print(f"wrote {out / (name + '.inter.json')}: {counts['users']:,} listeners "
+                    f"({counts['users_left_out']} with fewer than {min_items} episodes left out), "
+                    f"{counts['interactions']:,} interactions, {counts['items']:,} episodes; "
+                    f"next: glide evaluate --source {out} --quick", highlight=False)

@@ -34,3 +34,18 @@ def test_bad_arguments_fail_with_the_reason(tmp_path):
     assert result.exit_code != 0
     assert "users must be >= 1" in result.output
     assert not (tmp_path / "w").exists()
+
+
+def test_dataset_writes_a_folder_glide_evaluate_reads(tmp_path):
+    import json
+
+    world_dir, out = tmp_path / "w", tmp_path / "ds"
+    assert CliRunner().invoke(world, ["generate", "--users", "30", "--days", "5", "--shows", "30",
+                                      "--out", str(world_dir)]).exit_code == 0
+    result = CliRunner().invoke(world, ["dataset", str(out), "--world", str(world_dir)])
+    assert result.exit_code == 0, result.output
+    sequences = json.loads((out / "world.inter.json").read_text())
+    assert f"{len(sequences):,} listeners" in result.output and "glide evaluate --source" in result.output
+    assert set(json.loads((out / "world.item.json").read_text())) == set(World.load(world_dir).episodes["episode_id"])
+    bad = CliRunner().invoke(world, ["dataset", str(out), "--world", str(tmp_path / "nowhere")])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
