@@ -122,7 +122,9 @@ def test_a_model_promoted_while_sessions_flow_serves_every_later_session_exactly
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers())
     swaps = MODEL_SWAPS.labels("swapped")._value.get()
     sent: list[str] = []
-    promoted_at = swapped_at = None  # index into `sent` when v2 was promoted / first seen serving
+    # Indexes into `sent`: the first session not yet answered when v2 was promoted (one still queued
+    # then may meet either model), and how many had been sent when v2 was first seen serving.
+    promoted_at = swapped_at = None
 
     async def flow() -> None:
         nonlocal promoted_at, swapped_at
@@ -138,8 +140,8 @@ def test_a_model_promoted_while_sessions_flow_serves_every_later_session_exactly
                 await asyncio.to_thread(answers.poll)
                 versions = [answers.events[e][0]["model_version"] for e in sent if e in answers.events]
                 if promoted_at is None and versions.count("v1") >= 8:
+                    promoted_at = next((i for i, e in enumerate(sent) if e not in answers.events), len(sent))
                     await asyncio.to_thread(db.promote_model, "v2")
-                    promoted_at = len(sent)
                 if swapped_at is None and "v2" in versions:
                     swapped_at = len(sent)
                 if swapped_at is not None and len(sent) >= swapped_at + 12 and set(sent) <= set(answers.events):
@@ -149,20 +151,23 @@ def test_a_model_promoted_while_sessions_flow_serves_every_later_session_exactly
             stop.set()
             await task
 
-    asyncio.run(flow())
+    try:
+        asyncio.run(flow())
+    finally:
+        db.promote_model("v1")  # as the module started, for the next test
     assert promoted_at is not None and swapped_at is not None, f"no swap to v2 ({len(answers.events)} answered)"
     assert set(answers.events) == set(sent), "a session was dropped (or an unknown one answered)"
     assert Counter({e: len(v) for e, v in answers.events.items()}) == Counter({e: 1 for e in sent}), \
         "a session was served twice"
     versions = [answers.events[e][0]["model_version"] for e in sent]
-    # In send order: v1 until the swap, v2 from then on (never back), and v2 for all sent once it served.
+    # In send order: v1 for all answered before the promotion, then v1 until the swap, v2 from then on
+    # (never back), and v2 for all sent once it served.
     k = versions.index("v2")
     assert promoted_at <= k <= swapped_at and versions == ["v1"] * k + ["v2"] * (len(sent) - k), versions
     first_v2 = min(ev[0]["generated_at"] for ev in answers.events.values() if ev[0]["model_version"] == "v2")
     assert max(ev[0]["generated_at"] for ev in answers.events.values() if ev[0]["model_version"] == "v1") <= first_v2
     assert MODEL_SWAPS.labels("swapped")._value.get() - swaps == 1
     assert [s.model_version for s in loaded] == ["v2"]
-    db.promote_model("v1")  # as the module started, for the next test
 
 
 def test_popularity_is_recounted_from_the_event_log_on_a_schedule(world):
