@@ -9,7 +9,10 @@ runs from just before the produce until CandidateClient.get (the ranker's read p
 candidates`) returns that user's sets for both modes. Sequential on purpose: this is latency, not
 throughput, so no session queues behind another.
 
-``p50_ms``, ``p99_ms``, ``n``, ``model`` describe the first model; ``models`` holds every model's.
+Each model runs once per serving dtype (``--dtype``; an export's ``serving_dtype``: float32, and
+bfloat16, which CPUs with AMX or AVX512-BF16 run several times faster); a bfloat16 run is labelled
+``<model> bf16``. ``p50_ms``, ``p99_ms``, ``n``, ``model`` describe the first run; ``models`` holds
+every run's.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ POLL_S = 0.002  # between two reads of the cache while waiting for a session's s
 @dataclass
 class E2EConfig:
     models: tuple[str, ...] = ("tiny", "smollm2")
+    dtypes: tuple[str, ...] = ("float32", "bfloat16")  # serving dtypes each model is exported with
     sessions: dict[str, int] = field(default_factory=lambda: {"tiny": 30, "smollm2": 15})  # per model; others: 15
     timeout_s: float = 120.0  # for one session's candidates
     start_timeout_s: float = 300.0  # for the worker's first candidates (model load, Feast import, group join)
@@ -140,27 +144,33 @@ class Sessions:
         self.producer.close()
 
 
-def _measure_model(model: str, n: int, settings, project: str, users: list[str], tmp: Path, client,
+def run_label(model: str, dtype: str) -> str:
+    return model if dtype == "float32" else f"{model} bf16" if dtype == "bfloat16" else f"{model} {dtype}"
+
+
+def _measure_model(model: str, dtype: str, n: int, settings, project: str, users: list[str], tmp: Path, client,
                    cfg: E2EConfig, progress) -> dict:
-    progress(f"{model}: building a merged export")
-    export = setup.build_export(model, cfg.data_dir, tmp / f"model-{model.replace('/', '_')}", variant="glide")
+    label = run_label(model, dtype)
+    progress(f"{label}: building a merged export")
+    folder = tmp / f"model-{model.replace('/', '_')}-{dtype}"
+    export = setup.build_export(model, cfg.data_dir, folder, variant="glide", serving_dtype=dtype)
     log = tmp / f"serve-{len(list(tmp.glob('serve-*.log')))}.log"
     t_start = time.perf_counter()
     worker = _serve(settings, project, export, log)
     sessions = Sessions(settings, client, worker, log)
     try:
-        progress(f"{model}: starting glide serve (first candidates: model load, Feast, group join)")
+        progress(f"{label}: starting glide serve (first candidates: model load, Feast, group join)")
         sessions.one(users.pop(), cfg.start_timeout_s)
         start_s = time.perf_counter() - t_start
         sessions.one(users.pop(), cfg.timeout_s)  # warm: the first decode after start is slower
         ms = []
         for i in range(n):
-            progress(f"{model}: session {i + 1}/{n}" + (f", last {ms[-1]:.0f} ms" if ms else ""))
+            progress(f"{label}: session {i + 1}/{n}" + (f", last {ms[-1]:.0f} ms" if ms else ""))
             ms.append(1000 * sessions.one(users.pop(), cfg.timeout_s))
     finally:
         sessions.close()
         _stop(worker)
-    return {"model": model, "n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+    return {"model": label, "serving_dtype": dtype, "n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 1),
             "p99_ms": round(float(np.percentile(ms, 99)), 1), "mean_ms": round(float(np.mean(ms)), 1),
             "max_ms": round(float(np.max(ms)), 1), "serve_start_s": round(start_s, 1),
             "load_avg_1m": os.getloadavg()[0]}
@@ -176,7 +186,7 @@ def run_e2e_bench(cfg: E2EConfig, progress=lambda msg: None) -> E2EResult:
     project = f"e2e{uuid.uuid4().hex[:8]}"
     settings = load_settings(data_dir=str(tmp / "data"), profile="embedded", feast_project=project)
     counts = {m: cfg.sessions.get(m, 15) for m in cfg.models}
-    users = [f"eu{i:05d}" for i in range(sum(counts.values()) + 2 * len(cfg.models))]
+    users = [f"eu{i:05d}" for i in range(len(cfg.dtypes) * (sum(counts.values()) + 2 * len(cfg.models)))]
     runs: dict[str, dict] = {}
     try:
         with _exported_feast_project(project):
@@ -186,11 +196,13 @@ def run_e2e_bench(cfg: E2EConfig, progress=lambda msg: None) -> E2EResult:
             _catalog(settings, users)
             client = CandidateClient(settings)
             for model in cfg.models:
-                runs[model] = _measure_model(model, counts[model], settings, project, users, tmp, client, cfg, progress)
+                for dtype in cfg.dtypes:
+                    runs[run_label(model, dtype)] = _measure_model(model, dtype, counts[model], settings, project,
+                                                                   users, tmp, client, cfg, progress)
     finally:
         stack.down(settings)
         shutil.rmtree(tmp, ignore_errors=True)
-    first = runs[cfg.models[0]]
+    first = runs[run_label(cfg.models[0], cfg.dtypes[0])]
     return E2EResult(model=first["model"], p50_ms=first["p50_ms"], p99_ms=first["p99_ms"], n=first["n"],
                      models=runs, device=setup.device_name(), load_avg_1m=os.getloadavg()[0])
 
@@ -214,15 +226,18 @@ def print_table(r: E2EResult) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on the last stdout line.")
 @click.option("--model", "models", multiple=True, help="tiny | smollm2 | HF folder; repeat for several "
               "(default: tiny and smollm2; the first is the top-level figure).")
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float32", "bfloat16"]),
+              help="Serving dtype(s) of each model's export; repeat for several (default both, float32 first).")
 @click.option("--sessions", type=click.IntRange(min=1), default=None, help="Timed sessions per model.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".glide"), show_default=True,
               help="Where the SmolLM2 folder is cached.")
-def e2e(quick: bool, as_json: bool, models: tuple[str, ...], sessions: int | None, data_dir: Path) -> None:
+def e2e(quick: bool, as_json: bool, models: tuple[str, ...], dtypes: tuple[str, ...], sessions: int | None,
+        data_dir: Path) -> None:
     """Session start -> candidates readable by a ranker, through `glide serve` on the embedded stack."""
     models = models or ("tiny", "smollm2")
     default = {"tiny": 15, "smollm2": 8} if quick else {"tiny": 30, "smollm2": 15}
     counts = {m: sessions or default.get(m, 8 if quick else 15) for m in models}
-    cfg = E2EConfig(models=models, sessions=counts, data_dir=data_dir)
+    cfg = E2EConfig(models=models, dtypes=dtypes or ("float32", "bfloat16"), sessions=counts, data_dir=data_dir)
     with setup.progress_reporter("bench e2e") as progress:
         result = run_e2e_bench(cfg, progress=progress)
     print_table(result)

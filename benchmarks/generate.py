@@ -4,6 +4,8 @@
 One merged export (benchmarks/generate_setup.py) is decoded by every engine in one run:
 
 - ``ours`` at batch 1 and batch 16 (HFBackend's single-prefill SID engine, what `glide serve` runs),
+- ``ours_bf16_b1``: the same engine at batch 1 on the model held in bfloat16 (an export's
+  ``serving_dtype`` option), its agreement measured against ours in float32,
 - ``hf``: `model.generate(num_beams=30)` with the trie LogitsProcessor, one request at a time,
 - ``vllm``: vLLM's built-in `beam_search` with the trie logits processor, in infra/vllm/.venv through
   VLLMProcessBackend (when that venv exists; one request at a time: batching does not help it here).
@@ -47,6 +49,7 @@ class GenerateConfig:
     threads: int | None = None  # None: the worker's setting (GLIDE_SERVE_THREADS, else usable cores - 1)
     vllm: str = "auto"  # auto (when infra/vllm/.venv exists) | on | off
     hf: bool = True
+    bf16: bool = True  # also ours at batch 1 on the model held in bfloat16 (Manifest.serving_dtype)
     contended: bool = True
     contended_requests: int = 4
     single_requests: int | None = None  # requests the one-at-a-time engines decode (None: all; hf is slow)
@@ -68,6 +71,8 @@ class GenerateResult:
     same_set_fraction: float | None
     flop_utilization: float
     ours_batch1_rps: float
+    bf16_batch1_rps: float | None  # ours at batch 1, model in bfloat16
+    speedup_bf16_batch1: float | None  # bf16_batch1_rps / ours_batch1_rps (agreement: agreement["ours_bf16_b1"])
     speedup_batch1: float | None  # ours at batch 1 / hf
     speedup_vllm_batch1: float | None
     agreement: dict[str, dict[str, float]]  # other engine -> same_top1 / same_set against ours at batch 1
@@ -194,7 +199,7 @@ def run_generate_bench(cfg: GenerateConfig, progress=lambda msg: None) -> Genera
         reqs = requests_from_examples(examples)
         progress("loading the engines" + (" (vLLM starts in tens of seconds)" if with_vllm else ""))
         engines = setup.open_engines(export, codes, beams=cfg.beams, batch=cfg.batch, with_hf=cfg.hf,
-                                     with_vllm=with_vllm, device=cfg.device)
+                                     with_vllm=with_vllm, device=cfg.device, with_bf16=cfg.bf16)
         try:
             glm = engines.glm
             prompt_tokens = float(np.mean([len(e.input_ids) for e in glm.prompts.encode_rec(
@@ -222,7 +227,9 @@ def run_generate_bench(cfg: GenerateConfig, progress=lambda msg: None) -> Genera
         same_top1_fraction=agreement["hf"]["same_top1"] if "hf" in agreement else None,
         same_set_fraction=agreement["hf"]["same_set"] if "hf" in agreement else None,
         flop_utilization=round(flops * ours / peak, 4),
-        ours_batch1_rps=round(rps["ours_b1"], 4), speedup_batch1=_ratio(rps["ours_b1"], hf),
+        ours_batch1_rps=round(rps["ours_b1"], 4), bf16_batch1_rps=round(rps["ours_bf16_b1"], 4) if "ours_bf16_b1" in rps
+        else None, speedup_bf16_batch1=_ratio(rps.get("ours_bf16_b1"), rps["ours_b1"]),
+        speedup_batch1=_ratio(rps["ours_b1"], hf),
         speedup_vllm_batch1=_ratio(rps["ours_b1"], vllm), agreement=agreement,
         rps={k: round(v, 4) for k, v in rps.items()}, contended=contended, requests=len(reqs),
         single_requests=min(cfg.single_requests or len(reqs), len(reqs)), batch=cfg.batch,
@@ -277,6 +284,8 @@ def print_table(r: GenerateResult) -> None:
               help="Intra-op threads (default: the worker's, GLIDE_SERVE_THREADS or the usable cores - 1).")
 @click.option("--vllm", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
 @click.option("--hf/--no-hf", default=True, show_default=True, help="Time transformers.generate.")
+@click.option("--bf16/--no-bf16", default=True, show_default=True,
+              help="Also time ours at batch 1 on the model in bfloat16 (agreement against float32).")
 @click.option("--contended/--no-contended", default=True, show_default=True,
               help="Also time ours and vLLM beside a busy process on the same cores.")
 @click.option("--variant", type=click.Choice(["sid_text", "sid_only", "glide"]), default="sid_text", show_default=True)
@@ -284,10 +293,10 @@ def print_table(r: GenerateResult) -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".glide"), show_default=True,
               help="Where the SmolLM2 folder is cached.")
 def generate(model_name, quick, as_json, requests, single_requests, batch, beams, catalog, threads, vllm, hf,
-             contended, variant, device, data_dir) -> None:
+             bf16, contended, variant, device, data_dir) -> None:
     """Beam-30 trie-constrained generation: ours vs transformers.generate vs vLLM beam_search."""
     cfg = GenerateConfig(model=model_name, requests=requests or (16 if quick else 32), batch=batch, beams=beams,
-                         catalog=catalog, threads=threads, vllm=vllm, hf=hf, contended=contended,
+                         catalog=catalog, threads=threads, vllm=vllm, hf=hf, bf16=bf16, contended=contended,
                          contended_requests=3 if quick else 8, single_requests=single_requests or (6 if quick else None),
                          variant=variant, device=device, data_dir=data_dir)
     with setup.progress_reporter("bench generate") as progress:

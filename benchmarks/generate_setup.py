@@ -38,9 +38,10 @@ class Engines:
                 pass
 
 
-def build_export(model_name: str, data_dir: Path, folder: Path, variant: str = "sid_text") -> Path:
+def build_export(model_name: str, data_dir: Path, folder: Path, variant: str = "sid_text",
+                 serving_dtype: str = "float32") -> Path:
     """A merged GLIDE export of ``model_name`` (tiny | smollm2 | HF folder) with 4 x 256 SID tokens
-    (untrained rows: speed and agreement do not depend on training) in ``folder``/export."""
+    (untrained rows: speed does not depend on training) in ``folder``/export, served in ``serving_dtype``."""
     from glide_model.llm.backbone import resolve_backbone
     from glide_model.llm.checkpoint import Manifest, export_merged, save_checkpoint
     from glide_model.llm.model import GlideLM
@@ -58,7 +59,7 @@ def build_export(model_name: str, data_dir: Path, folder: Path, variant: str = "
     projector = SoftPromptProjector(64, model.config.hidden_size, embed_rms=0.02) if kind.soft_prompt else None
     glm = GlideLM(model, tok, vocab, PromptBuilder(tok, vocab, kind), projector)
     manifest = Manifest(base_model=str(base), variant=variant, levels=LEVELS, codebook_size=CODEBOOK,
-                        quantizer_version=QUANTIZER, catalog_version="bench")
+                        quantizer_version=QUANTIZER, catalog_version="bench", serving_dtype=serving_dtype)
     save_checkpoint(folder / "ckpt", glm, manifest)
     return export_merged(folder / "ckpt", folder / "export")
 
@@ -75,19 +76,22 @@ def vllm_available() -> bool:
 
 
 def open_engines(export: Path, codes, *, beams: int, batch: int, with_hf: bool, with_vllm: bool,
-                 device: str = "auto") -> Engines:
-    """ours_b1 / ours_b16 (our single-prefill SID engine), hf (`transformers.generate` + the trie
+                 device: str = "auto", with_bf16: bool = False) -> Engines:
+    """ours_b1 / ours_b16 (our single-prefill SID engine, float32), ours_bf16_b1 (the same engine on
+    the model held in bfloat16, a serving_dtype option), hf (`transformers.generate` + the trie
     LogitsProcessor, one request at a time) and vllm (vLLM's beam_search in its own venv), all on
     ``export`` and the same trie."""
-    from glide_model.llm.checkpoint import load_checkpoint
-    from glide_model.llm.decoding import HFBackend, merge_for_serving
+    from glide_model.llm.decoding import HFBackend
+    from glide_model.llm.serving_model import load_for_serving
     from glide_model.sids.trie import SidTrie
 
     trie = SidTrie(codes, CODEBOOK)
-    glm, _ = load_checkpoint(export, device=device)
-    glm = merge_for_serving(glm)
+    glm, _ = load_for_serving(export, device=device, dtype="float32")
     ours = HFBackend(glm, trie, num_beams=beams, batch_size=batch, engine="sid")
     gens: dict[str, Generate] = {"ours_b1": ours.generate, f"ours_b{batch}": ours.generate}
+    if with_bf16:
+        half, _ = load_for_serving(export, device=device, dtype="bfloat16")
+        gens["ours_bf16_b1"] = HFBackend(half, trie, num_beams=beams, batch_size=1, engine="sid").generate
     closers: list[Callable[[], None]] = []
     if with_hf:
         gens["hf"] = HFBackend(glm, trie, num_beams=beams, batch_size=1, engine="hf").generate

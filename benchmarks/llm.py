@@ -162,7 +162,8 @@ def _time_decoding(glm, trie, examples, dev, beams: int, requests: int, engines:
     """Median ms per request of each engine, one request at a time and in batches of ``requests``."""
     import torch
 
-    from glide_model.llm.decoding import HFBackend, merge_for_serving
+    from glide_model.llm.decoding import HFBackend
+    from glide_model.llm.serving_model import merge_for_serving
     from glide_model.serving.contract import requests_from_examples
 
     serve = merge_for_serving(glm)

@@ -55,7 +55,7 @@ def build_service(
     """``threads``: the decoder's torch intra-op threads (default: GLIDE_SERVE_THREADS, else one less
     than the cores this process may use; glide_model/llm/threads.py says why, with measurements)."""
     from glide.catalog import CatalogDB
-    from glide_model.llm.checkpoint import CheckpointError, Manifest, check_compatible, load_checkpoint
+    from glide_model.llm.checkpoint import CheckpointError, Manifest, check_compatible
     from glide_model.sids.collisions import CollisionTable
     from glide_model.sids.encoder import TextEncoder
     from glide_model.sids.live import SidIndex
@@ -99,18 +99,19 @@ def build_service(
         from glide_model.llm.vllm_process import VLLMProcessBackend, VLLMProcessError
 
         try:
-            gen = VLLMProcessBackend(model_dir, trie, num_beams=num_beams)
+            gen = VLLMProcessBackend(model_dir, trie, num_beams=num_beams, dtype=manifest.serving_dtype)
         except ConfigError:
             raise
         except (CheckpointError, ValueError, VLLMProcessError) as exc:  # not servable by vLLM: say why, once
             reason = exc.summary() if isinstance(exc, VLLMProcessError) else str(exc)
             raise ConfigError(f"--backend vllm cannot serve {model_dir}: {reason}") from None
     elif backend == "hf":
-        from glide_model.llm.decoding import HFBackend, merge_for_serving
+        from glide_model.llm.decoding import HFBackend
+        from glide_model.llm.serving_model import load_for_serving
 
         set_intra_op_threads(decoder_threads)
-        glm, _ = load_checkpoint(model_dir, device="auto")
-        gen = HFBackend(merge_for_serving(glm), trie, num_beams=num_beams)
+        glm, _ = load_for_serving(model_dir, device="auto")  # as evaluation loads it: same weights, same dtype
+        gen = HFBackend(glm, trie, num_beams=num_beams)
     else:
         raise ConfigError(f"unknown backend {backend!r}: use hf or vllm")
     show_of = dict(zip(episodes["episode_id"], episodes["show_id"]))

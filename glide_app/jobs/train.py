@@ -262,14 +262,15 @@ def glide_model_config(cfg: TrainJobConfig, quantizer_version: str, catalog_vers
 
 def serving_backend(checkpoint: Path, assignments: dict[str, tuple[int, ...]], codebook_size: int, k: int,
                     device: str = "auto"):
-    """The trained checkpoint, LoRA merged, decoding ``k`` beams over the catalog's SID trie."""
-    from glide_model.llm.checkpoint import load_checkpoint
-    from glide_model.llm.decoding import HFBackend, merge_for_serving
+    """The trained checkpoint as the worker serves it (LoRA merged, its serving dtype), decoding
+    ``k`` beams over the catalog's SID trie."""
+    from glide_model.llm.decoding import HFBackend
+    from glide_model.llm.serving_model import load_for_serving
     from glide_model.sids.trie import SidTrie
 
-    glm, _ = load_checkpoint(checkpoint, device=device)
+    glm, _ = load_for_serving(checkpoint, device=device)
     trie = SidTrie(np.asarray(list(assignments.values())), codebook_size)
-    return HFBackend(merge_for_serving(glm), trie, num_beams=k)
+    return HFBackend(glm, trie, num_beams=k)
 
 
 def warm_start(model_cfg, init_from: str | Path | None, console: Console) -> Path | None:

@@ -36,6 +36,8 @@ from glide_model.llm.soft_prompt import SoftPromptProjector
 from glide_model.llm.vocab import SidVocab
 
 FORMAT = "glide-lm/1"
+# Precisions a model may be served in (Manifest.serving_dtype; glide_model/llm/serving_model.py).
+SERVING_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 MANIFEST = "glide_manifest.json"
 TRAIN_STATE = "trainer_state.pt"
 
@@ -66,6 +68,7 @@ class Manifest:
     stage: str = "done"  # last stage reached: grounding_stage1 | grounding_stage2 | instruct | done
     step: int = 0  # optimizer steps done inside `stage`
     merged: bool = False
+    serving_dtype: str = "float32"  # a key of SERVING_DTYPES: what the worker and evaluation decode in
     format: str = FORMAT
     created_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +85,8 @@ class Manifest:
         data = json.loads(path.read_text())
         if data.get("format") != FORMAT:
             raise CheckpointError(f"{path}: format {data.get('format')!r}, this code reads {FORMAT!r}")
+        if data.get("serving_dtype", "float32") not in SERVING_DTYPES:
+            raise CheckpointError(f"{path}: serving_dtype {data['serving_dtype']!r}, use one of {sorted(SERVING_DTYPES)}")
         return cls(**data)
 
 

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
-from glide_model.llm.checkpoint import check_compatible, load_checkpoint
+from glide_model.llm.checkpoint import check_compatible
 from glide_model.llm.model import GlideLM
 from glide_model.llm.prompt import Encoded
+from glide_model.llm.serving_model import load_for_serving
 from glide_model.serving.contract import Candidate, RecRequest
 from glide_model.sids.trie import SidTrie
 
@@ -142,6 +143,21 @@ def prompt_batches(glm: GlideLM, items: Sequence, cf: Sequence | None, batch_siz
         yield start, chunk, glm.collate(chunk, chunk_cf, left_pad=True).to(glm.device)
 
 
+def prefill(glm: GlideLM, batch, first_level_ids: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Run the left-padded prompts once: (KV cache, position ids, (B, K) log-probs of the first SID
+    level's tokens at the last position), the first step every SID decoder shares."""
+    attn = batch.attention_mask
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens start at position 0
+    # The last position as an index tensor, not the int 1: HF slices hidden[:, -1:] for an int, a
+    # strided view that torch's CPU bf16 linear copies the whole LM head for (2 x 576 x 49k per
+    # call, ~60x the matmul); an index gathers a contiguous row.
+    last = torch.tensor([attn.shape[1] - 1], device=attn.device)
+    out = glm.model(inputs_embeds=glm.embed(batch), attention_mask=attn, position_ids=pos, use_cache=True,
+                    logits_to_keep=last)
+    logp = torch.log_softmax(out.logits[:, -1].float(), -1)[:, first_level_ids]
+    return out.past_key_values, pos, logp
+
+
 def constrained_beam_search(
     glm: GlideLM,
     items: Sequence[Encoded],
@@ -216,12 +232,7 @@ def _sid_beam_search(
     sid_ids = torch.from_numpy(vocab.sid_ids).to(dev)  # (M, K)
     big, width, levels, n_codes = batch.input_ids.shape[0], num_beams, vocab.levels, vocab.codebook_size
     attn = batch.attention_mask
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens start at position 0
-    out = model(
-        inputs_embeds=glm.embed(batch), attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1
-    )
-    cache = out.past_key_values
-    logp = torch.log_softmax(out.logits[:, -1].float(), -1)[:, sid_ids[0]]  # (B, K)
+    cache, pos, logp = prefill(glm, batch, sid_ids[0])  # (B, K) first-level log-probs
     logp = logp + additive(masks.allowed(np.empty((big, 0), dtype=np.int64)), dev)
     # Level 1: the beams of a prompt all share its prefill, so pick the top codes straight away.
     k = min(width, n_codes)
@@ -297,7 +308,7 @@ def _greedy_scores(out, levels: int) -> torch.Tensor:
 
 
 class HFBackend:
-    """GenerationBackend on a ``transformers`` model (merge LoRA first for serving: :func:`merge_for_serving`)."""
+    """GenerationBackend on a ``transformers`` model (built by glide_model/llm/serving_model.py for serving)."""
 
     def __init__(
         self,
@@ -330,14 +341,14 @@ class HFBackend:
         **kwargs,
     ) -> HFBackend:
         """Serving backend from a checkpoint or merged export: version-checked, LoRA merged, eval mode."""
-        glm, manifest = load_checkpoint(path, device=device)
+        glm, manifest = load_for_serving(path, device=device)
         check_compatible(
             manifest,
             quantizer_version=quantizer_version,
             catalog_version=catalog_version,
             allow_catalog_update=allow_catalog_update,
         )
-        return cls(merge_for_serving(glm), trie, **kwargs)
+        return cls(glm, trie, **kwargs)
 
     def generate(self, requests: Sequence[RecRequest]) -> list[list[Candidate]]:
         if not requests:
@@ -355,14 +366,3 @@ class HFBackend:
             masks=self.masks,
             allowed=[r.allowed for r in requests] if any(r.allowed is not None for r in requests) else None,
         )
-
-
-def merge_for_serving(glm: GlideLM) -> GlideLM:
-    """Fold LoRA adapters into the base weights (PEFT's wrapper makes beam search ~6x slower)."""
-    model = glm.model
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    model.eval()
-    if glm.projector is not None:
-        glm.projector.eval()
-    return GlideLM(model, glm.tokenizer, glm.vocab, glm.prompts, glm.projector)

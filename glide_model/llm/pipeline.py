@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from glide_model.llm.backbone import TINY, pick_device, resolve_backbone, set_training_attention
-from glide_model.llm.checkpoint import Manifest, load_checkpoint, load_train_state, save_checkpoint
+from glide_model.llm.checkpoint import SERVING_DTYPES, Manifest, load_checkpoint, load_train_state, save_checkpoint
 from glide_model.llm.decoding import HFBackend
 from glide_model.llm.grounding import (
     GroundingConfig,
@@ -80,10 +80,17 @@ class GlideTrainConfig:
     )
     val_loss_examples: int = 256  # validation-loss subset size (0: no built-in validation loss)
     val_beams: int = 30
+    # Precision the exported model is served and evaluated in (glide_model/llm/serving_model.py):
+    # float32 | bfloat16 (several times faster on CPUs with AMX or AVX512-BF16, slightly other beams).
+    serving_dtype: str = "float32"
     device: str = "auto"
     attention: str = "auto"  # training attention kernel: auto = eager on CPU, sdpa elsewhere (backbone.py)
     seed: int = 0
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.serving_dtype not in SERVING_DTYPES:
+            raise ValueError(f"serving_dtype must be one of {sorted(SERVING_DTYPES)}, got {self.serving_dtype!r}")
 
 
 @dataclass
@@ -162,6 +169,7 @@ class _Run:
             max_history=cfg.max_history,
             max_text_chars=cfg.max_text_chars,
             lora=asdict(cfg.lora),
+            serving_dtype=cfg.serving_dtype,
             stage=stage,
             step=step,
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from glide_model.llm.decoding import TrieMasks, additive, prompt_batches
+from glide_model.llm.decoding import TrieMasks, additive, prefill, prompt_batches
 from glide_model.llm.model import GlideLM
 from glide_model.llm.prompt import Encoded
 from glide_model.serving.contract import Candidate
@@ -73,11 +73,7 @@ def _sid_sample(glm: GlideLM, batch, masks: TrieMasks, draws: int, cfg: Sampling
     sid_ids = torch.from_numpy(vocab.sid_ids).to(dev)
     big, levels, n_codes = batch.input_ids.shape[0], vocab.levels, vocab.codebook_size
     attn = batch.attention_mask
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    out = model(inputs_embeds=glm.embed(batch), attention_mask=attn, position_ids=pos, use_cache=True,
-                logits_to_keep=1)
-    cache = out.past_key_values
-    logp = torch.log_softmax(out.logits[:, -1].float(), -1)[:, sid_ids[0]]
+    cache, pos, logp = prefill(glm, batch, sid_ids[0])
     logp = logp + additive(masks.allowed(np.empty((big, 0), dtype=np.int64)), dev)  # (B, K)
     logp = logp[:, None, :].expand(big, draws, n_codes).reshape(big * draws, n_codes)
     code = _pick(logp, cfg, gen)

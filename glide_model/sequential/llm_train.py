@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from glide_model.llm.backbone import pick_device, resolve_backbone, set_training_attention
-from glide_model.llm.decoding import merge_for_serving
+from glide_model.llm.serving_model import merge_for_serving
 from glide_model.llm.grounding import (
     LoraSettings, add_lora, add_trainable_tokens, evaluate_grounding, grounding_data, merge_adapter,
     train_grounding_stage,

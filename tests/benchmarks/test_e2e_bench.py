@@ -1,5 +1,5 @@
 """`glide bench e2e` on the tiny model with a few sessions: `glide serve` on a fresh embedded stack,
-session start -> candidates readable through the client; the JSON contract and the table."""
+session start -> candidates readable through the client, per serving dtype; the JSON contract and the table."""
 
 from __future__ import annotations
 
@@ -20,4 +20,7 @@ def test_e2e_bench_times_sessions_through_the_worker(tmp_path):
     assert 0 < record["p50_ms"] <= record["p99_ms"]
     run = record["models"]["tiny"]
     assert (run["p50_ms"], run["p99_ms"], run["n"]) == (record["p50_ms"], record["p99_ms"], record["n"])
-    assert run["serve_start_s"] > 0
+    assert run["serve_start_s"] > 0 and run["serving_dtype"] == "float32"
+    # Then the same model exported with serving_dtype bfloat16, served by `glide serve` as deployed.
+    half = record["models"]["tiny bf16"]
+    assert half["serving_dtype"] == "bfloat16" and half["n"] == 3 and 0 < half["p50_ms"] <= half["p99_ms"]

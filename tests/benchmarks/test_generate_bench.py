@@ -44,6 +44,10 @@ def test_generate_bench_reports_every_engine_and_consistent_ratios(tmp_path):
     # Same untrained weights, same prompts, same trie: our engine and generate find the same beams.
     assert record["same_top1_fraction"] == 1.0 and record["same_set_fraction"] >= 0.75
     assert record["agreement"]["ours_b4"]["same_set"] == 1.0  # batching changes nothing
+    # The same engine on the model held in bfloat16, timed in the same run, compared with float32.
+    assert record["rps"]["ours_bf16_b1"] == record["bf16_batch1_rps"] > 0
+    assert record["speedup_bf16_batch1"] == _ratio(record["bf16_batch1_rps"], record["ours_batch1_rps"])
+    assert set(record["agreement"]["ours_bf16_b1"]) == {"same_top1", "same_set"} and "ours_bf16_b1" in out
     assert record["threads"] == default_threads()
     contended = record["contended"]
     assert contended["ours_rps"] > 0 and contended["ours_batch1_rps"] > 0

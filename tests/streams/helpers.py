@@ -182,7 +182,7 @@ class RedisServer:
 
 
 def tiny_glide_export(folder: Path, levels: int, codebook_size: int, quantizer_version: str, seed: int = 0,
-                      cf_version: str | None = None) -> Path:
+                      cf_version: str | None = None, serving_dtype: str = "float32") -> Path:
     """An untrained GLIDE export on a tiny random Llama (seconds): what the worker tests serve."""
     from glide_model.llm.backbone import tiny_llama
     from glide_model.llm.checkpoint import Manifest, export_merged, save_checkpoint
@@ -199,5 +199,5 @@ def tiny_glide_export(folder: Path, levels: int, codebook_size: int, quantizer_v
     extra = {"cf_version": cf_version} if cf_version else {}
     save_checkpoint(folder / "ckpt", glm, Manifest(base_model=str(folder / "base"), variant="glide", levels=levels,
                                                    codebook_size=codebook_size, quantizer_version=quantizer_version,
-                                                   catalog_version="c", **extra))
+                                                   catalog_version="c", serving_dtype=serving_dtype, **extra))
     return export_merged(folder / "ckpt", folder / "export")

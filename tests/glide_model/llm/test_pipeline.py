@@ -18,7 +18,8 @@ from glide_model.llm.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from glide_model.llm.decoding import HFBackend, merge_for_serving
+from glide_model.llm.decoding import HFBackend
+from glide_model.llm.serving_model import merge_for_serving
 from glide_model.llm.grounding import LoraSettings, add_lora
 from glide_model.llm.instruct import instruct_data
 from glide_model.llm.pipeline import train_glide
