@@ -1,4 +1,4 @@
-"""`glide evaluate [--model VERSION] [--max-examples N] [--json]`: a registered GLIDE model on held-out listens;
+"""`glide evaluate [--model VERSION] [--max-examples N] [--dtype D] [--json]`: a registered GLIDE model on held-out listens;
 `glide evaluate --source DIR|scientific [--sids FILE] [--quick] [--systems a,b] [--out DIR] [--json]`: every
 sequential system on an interaction dataset (glide_app/jobs/evaluate_source.py)."""
 
@@ -16,6 +16,9 @@ from glide.config import load_settings
 @click.option("--model", "version", default=None, help="Registry version; default: the promoted model, else the newest.")
 @click.option("--max-examples", type=int, default=None,
               help="Held-out listens to score (default: the train config's window.max_val_examples).")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16"]), default=None,
+              help="Score the model as if served in this precision (default: its export's serving_dtype): "
+                   "check bfloat16 before setting model.serving_dtype.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the evaluation record as JSON on the last line.")
 @click.option("--source", default=None,
@@ -32,7 +35,7 @@ from glide.config import load_settings
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="With --source: results, checkpoints and report (default: under the data dir).")
 @click.option("--seed", type=int, default=0, show_default=True, help="With --source: split sample and training seed.")
-def evaluate(version: str | None, max_examples: int | None, data_dir: str | None, as_json: bool,
+def evaluate(version: str | None, max_examples: int | None, dtype: str | None, data_dir: str | None, as_json: bool,
              source: str | None, sids_file: str | None, quick: bool, systems: str | None, out_dir: str | None,
              seed: int) -> None:
     """Score a registered GLIDE model against popularity, CF and topic x popularity on held-out listens,
@@ -40,18 +43,20 @@ def evaluate(version: str | None, max_examples: int | None, data_dir: str | None
     settings = load_settings(data_dir=data_dir)
     console = Console(stderr=as_json)
     if source is not None:
-        if version is not None or max_examples is not None:
-            raise click.UsageError("--model and --max-examples score a registered model; they do not go with --source")
+        if version is not None or max_examples is not None or dtype is not None:
+            raise click.UsageError("--model, --max-examples and --dtype score a registered model; they do not go "
+                                   "with --source")
         _evaluate_source(settings, source, sids_file, quick, systems, out_dir, seed, console, as_json)
         return
     if any(v for v in (sids_file, quick, systems, out_dir)):
         raise click.UsageError("--sids, --quick, --systems and --out need --source")
     from glide_app.jobs.evaluate import run_evaluate_job
 
-    record = run_evaluate_job(settings, version, max_examples, console)
+    record = run_evaluate_job(settings, version, max_examples, console, dtype=dtype)
     k = next(key for key in record if key.startswith("glide_recall@")).split("@")[1]
     gap = record["glide_minus_popularity"]
-    console.print(f"[bold green]done[/] {record['model']} on {record['examples']} listens: GLIDE recall@{k} "
+    console.print(f"[bold green]done[/] {record['model']} ({record['serving_dtype']}) on {record['examples']} "
+                  f"listens: GLIDE recall@{k} "
                   f"{record[f'glide_recall@{k}']:.4f} vs popularity {record[f'popularity_recall@{k}']:.4f} "
                   f"(diff {gap['diff']:+.3f}, 95% CI {gap['lo']:+.3f} .. {gap['hi']:+.3f})")
     if as_json:

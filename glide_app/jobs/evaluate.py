@@ -55,12 +55,13 @@ def free_stem(folder: Path, stem: str) -> str:
 
 def run_evaluate_job(settings: GlideSettings, version: str | None = None, max_examples: int | None = None,
                      console: Console | None = None, *, cfg: TrainJobConfig | None = None,
-                     allow_catalog_update: bool = False) -> dict[str, Any]:
+                     allow_catalog_update: bool = False, dtype: str | None = None) -> dict[str, Any]:
     """Evaluate one registered model; returns the record (also written beside its export).
 
     ``cfg``: the data window to score on (default: the one the model was trained with), e.g. a
     newer model's, so that two models are scored on the same listens (``glide retrain``).
     ``allow_catalog_update``: score a model trained before episodes were added (same quantizer).
+    ``dtype``: score in this serving precision instead of the export's ``serving_dtype``.
     """
     from glide.catalog import CatalogDB
     from glide_model.llm.checkpoint import Manifest
@@ -87,13 +88,14 @@ def run_evaluate_job(settings: GlideSettings, version: str | None = None, max_ex
         trie = SidTrie(np.asarray(list(data.assignments.values())), manifest.codebook_size)
         backend = HFBackend.from_checkpoint(row["artifact_path"], trie, quantizer_version=data.quantizer_version,
                                             catalog_version=catalog_version(data.episodes), num_beams=k,
-                                            allow_catalog_update=allow_catalog_update)
+                                            allow_catalog_update=allow_catalog_update, dtype=dtype)
         out_dir = settings.data_dir / "runs" / row["version"]
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = free_stem(out_dir, f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}")
         comparison = compare_to_baselines(data, backend, "glide", k, console, out_dir / f"{stem}.png")
         record = {
-            "model": row["version"], "examples": len(data.val_ex), **comparison,
+            "model": row["version"], "serving_dtype": dtype or manifest.serving_dtype, "examples": len(data.val_ex),
+            **comparison,
             "window": {name: str(ts) for name, ts in data.window.items()},
             "seconds": round(time.perf_counter() - started, 1),
         }

@@ -338,10 +338,12 @@ class HFBackend:
         catalog_version: str | None,
         allow_catalog_update: bool = False,
         device: str | torch.device | None = "auto",
+        dtype: str | None = None,
         **kwargs,
     ) -> HFBackend:
-        """Serving backend from a checkpoint or merged export: version-checked, LoRA merged, eval mode."""
-        glm, manifest = load_for_serving(path, device=device)
+        """Serving backend from a checkpoint or merged export: version-checked, LoRA merged, eval mode,
+        in the export's serving dtype (``dtype`` overrides it)."""
+        glm, manifest = load_for_serving(path, device=device, dtype=dtype)
         check_compatible(
             manifest,
             quantizer_version=quantizer_version,

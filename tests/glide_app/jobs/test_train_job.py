@@ -134,6 +134,28 @@ def test_evaluate_rescoring_the_registered_model_matches_the_job_and_can_widen(t
     assert CatalogDB(settings.catalog_db_url).job_runs("evaluate")[0]["status"] == "succeeded"
 
 
+def test_evaluate_scores_the_model_in_another_serving_precision_on_the_same_listens(trained):
+    """`glide evaluate --dtype bfloat16`: the same held-out listens, the model held in bfloat16 (the
+    check before setting model.serving_dtype); the export's own precision is the default."""
+    from click.testing import CliRunner
+
+    from glide_app.commands.evaluate import evaluate
+
+    settings, record = trained
+    runner = CliRunner()
+    args = ["--model", record["run"], "--data-dir", str(settings.data_dir), "--json"]
+    default = runner.invoke(evaluate, args)
+    half = runner.invoke(evaluate, [*args, "--dtype", "bfloat16"])
+    assert default.exit_code == 0 and half.exit_code == 0, default.output + half.output
+    default, half = (json.loads(r.stdout.strip().splitlines()[-1]) for r in (default, half))
+    assert (default["serving_dtype"], half["serving_dtype"]) == ("float32", "bfloat16")
+    assert half["examples"] == default["examples"] == record["examples"]["val"]
+    assert half["popularity_recall@30"] == default["popularity_recall@30"]  # same listens, same baseline
+    assert 0 <= half["glide_recall@30"] <= 1
+    bad = runner.invoke(evaluate, ["--source", "scientific", "--dtype", "bfloat16"])
+    assert bad.exit_code == 2 and "--dtype" in bad.output
+
+
 def test_evaluate_names_a_missing_model(trained):
     from glide.config import ConfigError
     from glide_app.jobs.evaluate import run_evaluate_job
