@@ -38,6 +38,15 @@ from glide_model.llm.vocab import SidVocab
 FORMAT = "glide-lm/1"
 # Precisions a model may be served in (Manifest.serving_dtype; glide_model/llm/serving_model.py).
 SERVING_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def serving_torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a serving precision name; the one check for the manifest, the training
+    config and the serving loader."""
+    if name not in SERVING_DTYPES:
+        raise ValueError(f"serving_dtype must be one of {sorted(SERVING_DTYPES)}, got {name!r}")
+    return SERVING_DTYPES[name]
+
 MANIFEST = "glide_manifest.json"
 TRAIN_STATE = "trainer_state.pt"
 
@@ -85,8 +94,10 @@ class Manifest:
         data = json.loads(path.read_text())
         if data.get("format") != FORMAT:
             raise CheckpointError(f"{path}: format {data.get('format')!r}, this code reads {FORMAT!r}")
-        if data.get("serving_dtype", "float32") not in SERVING_DTYPES:
-            raise CheckpointError(f"{path}: serving_dtype {data['serving_dtype']!r}, use one of {sorted(SERVING_DTYPES)}")
+        try:
+            serving_torch_dtype(data.get("serving_dtype", "float32"))
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
         return cls(**data)
 
 

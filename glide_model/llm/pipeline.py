@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from glide_model.llm.backbone import TINY, pick_device, resolve_backbone, set_training_attention
-from glide_model.llm.checkpoint import SERVING_DTYPES, Manifest, load_checkpoint, load_train_state, save_checkpoint
+from glide_model.llm.checkpoint import Manifest, load_checkpoint, load_train_state, save_checkpoint, serving_torch_dtype
 from glide_model.llm.decoding import HFBackend
 from glide_model.llm.grounding import (
     GroundingConfig,
@@ -89,8 +89,7 @@ class GlideTrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.serving_dtype not in SERVING_DTYPES:
-            raise ValueError(f"serving_dtype must be one of {sorted(SERVING_DTYPES)}, got {self.serving_dtype!r}")
+        serving_torch_dtype(self.serving_dtype)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from glide_model.llm.checkpoint import SERVING_DTYPES, Manifest, load_checkpoint
+from glide_model.llm.checkpoint import Manifest, load_checkpoint, serving_torch_dtype
 from glide_model.llm.model import GlideLM
 
 
@@ -21,12 +21,11 @@ def merge_for_serving(glm: GlideLM, dtype: str = "float32") -> GlideLM:
     """Fold LoRA adapters into the base weights (PEFT's wrapper makes beam search ~6x slower) and
     hold the LM in ``dtype`` (the soft-prompt projector stays float32: its vectors are cast on
     injection)."""
-    if dtype not in SERVING_DTYPES:
-        raise ValueError(f"serving dtype must be one of {sorted(SERVING_DTYPES)}, got {dtype!r}")
+    torch_dtype = serving_torch_dtype(dtype)
     model = glm.model
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    model = model.to(SERVING_DTYPES[dtype])
+    model = model.to(torch_dtype)
     model.eval()
     if glm.projector is not None:
         glm.projector.eval()

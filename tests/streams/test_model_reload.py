@@ -10,11 +10,9 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
-import numpy as np
 import orjson
 import pandas as pd
 import pytest
-import torch
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from glide.catalog import CatalogDB
@@ -170,28 +168,6 @@ def test_a_model_promoted_while_sessions_flow_serves_every_later_session_exactly
     assert max(ev[0]["generated_at"] for ev in answers.events.values() if ev[0]["model_version"] == "v1") <= first_v2
     assert MODEL_SWAPS.labels("swapped")._value.get() - swaps == 1
     assert [s.model_version for s in loaded] == ["v2"]
-
-
-def test_the_worker_decodes_in_the_exports_serving_dtype_as_evaluation_does(world, tmp_path):
-    """A bfloat16 export: the worker's model is held in bfloat16 and ranks a request exactly as the
-    evaluation loader's model does (one loader for both)."""
-    from glide_model.llm.decoding import HFBackend
-    from glide_model.serving.contract import RecRequest
-    from glide_model.sids.trie import SidTrie
-
-    settings, db = world
-    export = tiny_glide_export(tmp_path, M, K, QUANTIZER, seed=5, serving_dtype="bfloat16")
-    service = build_service(settings, export, num_beams=K, config=CONFIG)
-    assert service.backend.glm.model.dtype == torch.bfloat16
-    trie = SidTrie(np.asarray(list(db.sid_assignments(QUANTIZER).values())), K)
-    evaluated = HFBackend.from_checkpoint(export, trie, quantizer_version=QUANTIZER, catalog_version=None,
-                                          num_beams=K)
-    assert evaluated.glm.model.dtype == torch.bfloat16
-    reqs = [RecRequest(history_codes=[(1, 2, 0), (3, 4, 1)], mode=mode, locale="en-US", affinity_topics=["news"])
-            for mode in ("familiar", "unfamiliar")]
-    served = service.backend.generate(reqs)
-    assert all(len(r) == K for r in served)
-    assert served == evaluated.generate(reqs)
 
 
 def test_popularity_is_recounted_from_the_event_log_on_a_schedule(world):
