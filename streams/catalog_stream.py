@@ -72,6 +72,10 @@ class CatalogUpdater:
         self._last_push_us: dict[str, int] = {}
 
     async def handle(self, records: list[Rec]) -> None:
+        with self.cache.clock.batch():  # parked listens' catalog wait stands still meanwhile
+            await self._handle(records)
+
+    async def _handle(self, records: list[Rec]) -> None:
         dead: list[DeadLetter] = []
 
         def reject(r: Rec, reason: str, detail: str) -> None:

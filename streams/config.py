@@ -44,9 +44,10 @@ class StreamSettings(BaseSettings):
     check_users: bool = True  # dead-letter listens of users with no `user_context` row
     quantizer_version: str | None = None  # SIDs to use; default: newest registered quantizer
     live_sids: bool = True  # encode SIDs of new episodes with the live SidIndex (loads the text encoder)
-    # An unknown episode is re-checked against the catalog for this long (wall clock) before the
-    # listen is dead-lettered: catalog-updates and listen-events are separate topics, so a listen
-    # can overtake the catalog update of the episode it references.
+    # An unknown episode is re-checked against the catalog for this long before the listen is
+    # dead-lettered: catalog-updates and listen-events are separate topics, so a listen can overtake
+    # the catalog update of the episode it references. Counted only while the catalog stream is
+    # caught up (streams/catalog_clock.py): an outage that holds the catalog stream up does not.
     catalog_wait_s: float = Field(default=30.0, ge=0)
     # Producer request limit of both workers' producers (Kafka's max.request.size), and their consumers'
     # fetch limits (max.partition.fetch.bytes, fetch.max.bytes).

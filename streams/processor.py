@@ -158,9 +158,6 @@ class ListenProcessor:
     def _load_partition(self, partition: int) -> PartitionState:
         t0 = time.perf_counter()
         st = PartitionState(partition_path(self.state_dir, TOPIC, partition), partition, self.cfg.recent_cap)
-        now = S.now_ms()
-        for p in st.parked.values():  # the catalog wait counts while a worker runs, not while all were down
-            p.parked_at_ms = max(p.parked_at_ms, now)
         pairs, users = st.unpushed_rows(self.catalog.codes.get, self.catalog.levels)
         if pairs or users:  # the last commit before a crash may not have reached the online store
             self._push(pairs, users)
@@ -329,7 +326,7 @@ class ListenProcessor:
                 accepted.append(log_row(ev, r.offset))
 
         if st.parked:
-            self._retry_parked(st, now_ms, report, dead, accepted)
+            self._retry_parked(st, report, dead, accepted)
         st.expire()
         next_offset = records[-1].offset + 1 if records else st.next_offset
         if not st.has_changes(next_offset) and not dead:
@@ -351,15 +348,17 @@ class ListenProcessor:
         st.apply_listen(ev, self.catalog.sid(ev.episode_id) is not None)
         return True
 
-    def _retry_parked(self, st: PartitionState, now_ms: int, report: BatchReport, dead: list,
+    def _retry_parked(self, st: PartitionState, report: BatchReport, dead: list,
                       accepted: list[dict]) -> None:
         cat = self.catalog
         cat.refresh(p.event.episode_id for p in st.parked.values())
-        wait_ms = self.cfg.catalog_wait_s * 1000
+        now_s = cat.clock.seconds()
         for off in sorted(st.parked):
             p = st.parked[off]
             show = cat.episode_show.get(p.event.episode_id)
-            if show is None and now_ms - p.parked_at_ms < wait_ms:
+            # The wait runs on the catalog stream's clock, from when this process first saw the listen
+            # parked: neither a stalled catalog stream nor a worker restart uses it up.
+            if show is None and now_s - st.wait_started.setdefault(off, now_s) < self.cfg.catalog_wait_s:
                 continue
             st.unpark(off)
 

@@ -17,15 +17,18 @@ import sqlalchemy as sa
 from glide.catalog import CatalogDB
 from glide.catalog import schema as t
 from glide.catalog.rows import decode_sid
+from streams.catalog_clock import CatalogClock
 
 log = logging.getLogger("glide.streams.reference")
 
 
 class CatalogCache:
-    """episode -> show, known shows, episode -> SID codes (one quantizer version)."""
+    """episode -> show, known shows, episode -> SID codes (one quantizer version), and the clock of
+    how long the catalog stream feeding it has been current (streams/catalog_clock.py)."""
 
     def __init__(self, db: CatalogDB, quantizer_version: str | None = None, refresh_s: float = 0.2):
         self.db = db
+        self.clock = CatalogClock()
         self.refresh_s = refresh_s
         self._lock = threading.Lock()
         self.episode_show: dict[str, str] = {}

@@ -107,7 +107,7 @@ class Parked:
     event: ListenEvent  # re-applied once the catalog knows the episode
     raw: bytes | None
     key: bytes | None
-    parked_at_ms: int  # wall clock
+    parked_at_ms: int  # wall clock when parked (the wait runs on streams/catalog_clock.py)
     produced_ms: int
 
 
@@ -164,6 +164,7 @@ class PartitionState:
         for off, event, raw, key, at, produced in db.execute("SELECT * FROM parked"):
             self.parked[off] = Parked(off, _load_parked_event(event), raw, key, at, produced)
         self.parked_ids = {p.event.event_id for p in self.parked.values()}
+        self.wait_started: dict[int, float] = {}  # offset -> CatalogClock seconds; this process only
         self._reset_batch()
 
     def _reset_batch(self) -> None:
@@ -260,6 +261,7 @@ class PartitionState:
     def unpark(self, offset: int) -> Parked:
         p = self.parked.pop(offset)
         self.parked_ids.discard(p.event.event_id)
+        self.wait_started.pop(offset, None)
         self.gone_parked.append(offset)
         return p
 

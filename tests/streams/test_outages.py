@@ -293,3 +293,62 @@ def test_stream_worker_rides_out_a_redis_outage_exactly(outage_settings, own_red
     from streams.feature_store import open_store
 
     assert assert_features_match_oracle(open_store(settings), world.listens, sids, stats.final_ts_ms) > 100
+
+
+def _new_episode(episode_id: str, show_id: str, ts: int) -> bytes:
+    return orjson.dumps({"event_id": f"cat-{episode_id}", "ts": ts, "show": None,
+                         "episode": {"episode_id": episode_id, "show_id": show_id, "title": episode_id,
+                                     "published_at": ts, "duration_s": 1800, "popularity": 0.0}})
+
+
+def _listen_dead_letter(bootstrap: str, partitions: int, partition: int, offset: int) -> str | None:
+    """The dead-letter reason of the listen at (partition, offset), or None."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=1500)
+    consumer.assign([TopicPartition(S.DEAD_LETTER_TOPIC, p) for p in range(partitions)])
+    consumer.seek_to_beginning()
+    reasons = [h[deadletter.REASON] for h in (deadletter.parse_headers(m.headers) for m in consumer)
+               if h.get(deadletter.SOURCE_TOPIC) == S.LISTEN_TOPIC
+               and (int(h[deadletter.SOURCE_PARTITION]), int(h[deadletter.SOURCE_OFFSET])) == (partition, offset)]
+    consumer.close()
+    return reasons[0] if reasons else None
+
+
+def test_a_listen_whose_catalog_update_an_outage_holds_up_is_applied(outage_settings, own_redis):
+    """Redis goes down while the catalog stream writes episode A online; B's catalog update queues
+    behind it, and a listen of B is parked. The outage lasts 3x the catalog wait, but the catalog
+    stream was never caught up meanwhile: the listen is applied once B lands, not dead-lettered."""
+    from glide.event_log import open_event_log
+
+    settings = outage_settings
+    world = generate_world(WorldConfig(users=4, days=7, shows=3, episodes_per_show=3, seed=5))
+    register_sids(settings, world.episodes)
+    push_profiles(settings, world.users, world.start)
+    records, stats = plan(world, partitions=4)
+    proc = start_worker(settings, catalog_wait_s=2)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers(), acks="all")
+    bootstrap, partitions = settings.bootstrap_servers(), settings.topic_partitions
+    try:
+        asyncio.run(produce(records, bootstrap, rate=2000, end_offsets=stats.end_offsets))
+        wait_processed(settings, stats.end_offsets, timeout=120, procs=[proc])
+        # Now, not the world's clock: this module's broker holds other tests' listens, later than this world's.
+        show, user, ts = world.shows.show_id.iloc[0], world.users.user_id.iloc[0], S.now_ms()
+        listen = {"schema_version": 1, "event_id": "ev-held-up", "user_id": user, "episode_id": "ep_held_b",
+                  "show_id": show, "listened_seconds": 300, "ts": ts, "surface": "home", "locale": "en-US"}
+        own_redis.kill()
+        producer.send(S.CATALOG_TOPIC, key=b"ep_held_a", value=_new_episode("ep_held_a", show, ts)).get(10)
+        time.sleep(1.5)  # the catalog stream is inside A's batch now, retrying its online write
+        producer.send(S.CATALOG_TOPIC, key=b"ep_held_b", value=_new_episode("ep_held_b", show, ts)).get(10)
+        sent = producer.send(S.LISTEN_TOPIC, key=user.encode(), value=orjson.dumps(listen)).get(10)
+        time.sleep(6)
+        assert proc.poll() is None, f"the worker exited during the outage ({proc.returncode})"
+        own_redis.start()
+        deadline, reason = time.monotonic() + 180, None
+        while "ev-held-up" not in set(open_event_log(settings).read("listens")["event_id"]):
+            reason = _listen_dead_letter(bootstrap, partitions, sent.partition, sent.offset)
+            assert reason is None, f"the held-up listen was dead-lettered: {reason}"
+            assert time.monotonic() < deadline, "the held-up listen was neither applied nor dead-lettered"
+            assert proc.poll() is None, "the worker exited"
+    finally:
+        producer.close()
+        stop_worker(proc)
+    assert _listen_dead_letter(bootstrap, partitions, sent.partition, sent.offset) is None
