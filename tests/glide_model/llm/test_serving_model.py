@@ -76,3 +76,15 @@ def test_the_training_config_sets_the_manifest_dtype_and_bad_dtypes_are_refused(
     del old["serving_dtype"]  # written before manifests had it
     (tmp_path / "glide_manifest.json").write_text(json.dumps(old))
     assert Manifest.read(tmp_path).serving_dtype == "float32"
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_that_emulates_it_is_served_with_a_warning(monkeypatch, caplog, native):
+    import glide_model.llm.serving_model as serving_model
+
+    monkeypatch.setattr(serving_model, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="glide.serving_model"):
+        half = merge_for_serving(make_glm(), "bfloat16")
+    assert half.model.dtype == torch.bfloat16
+    warned = [r for r in caplog.records if "without AVX512-BF16 or AMX" in r.getMessage()]
+    assert len(warned) == (0 if native else 1)
