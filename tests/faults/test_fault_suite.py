@@ -31,15 +31,14 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from glide.event_log import open_event_log
 from glide.world.generator import WorldConfig, generate_world
-from streams import deadletter
 from streams import schemas as S
 from streams.candidate_worker import CANDIDATES_TOPIC
 from streams.replay import plan, produce, push_profiles
 from tests.faults.hostile import APPLIED, COLD_START, DUPLICATE, SERVED, STALE, Sent, hostile_listens, hostile_sessions
 from tests.faults.report import ROWS, FaultRow
 from tests.streams.helpers import (
-    REPO, assert_features_match_oracle, free_port, processed_offsets, register_sids, start_worker, stop_worker,
-    tiny_glide_export, worker_env,
+    REPO, assert_features_match_oracle, dead_letters, free_port, processed_offsets, read_topic, register_sids,
+    start_worker, stop_worker, tiny_glide_export, worker_env,
 )
 
 pytestmark = pytest.mark.faults
@@ -101,35 +100,11 @@ class Replay(threading.Thread):
         assert self.error is None, f"the replay failed: {self.error!r}"
 
 
-def dead_letters(bootstrap: str, source_topic: str) -> dict[tuple[int, int], str]:
-    """(source partition, source offset) -> reason of every dead letter of ``source_topic``; a record
-    dead-lettered twice (a batch repeated after a kill) must carry the same reason both times."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=3000)
-    tps = [TopicPartition(S.DEAD_LETTER_TOPIC, p) for p in sorted(consumer.partitions_for_topic(S.DEAD_LETTER_TOPIC))]
-    consumer.assign(tps)
-    for tp in tps:
-        consumer.seek(tp, 0)
-    out: dict[tuple[int, int], str] = {}
-    for m in consumer:
-        h = deadletter.parse_headers(m.headers)
-        if h.get(deadletter.SOURCE_TOPIC) != source_topic:
-            continue
-        pos = (int(h[deadletter.SOURCE_PARTITION]), int(h[deadletter.SOURCE_OFFSET]))
-        assert out.setdefault(pos, h[deadletter.REASON]) == h[deadletter.REASON], f"two reasons for {pos}"
-    consumer.close()
-    return out
-
-
 def where_missing(bootstrap: str, missing: set[str], letters: dict, processed: dict) -> str:
     """Why world listens are not in the log: each one's position, its dead-letter reason if any, and
     whether the worker's state had passed it (a lost append) or not (never processed)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=3000)
-    tps = [TopicPartition(S.LISTEN_TOPIC, p) for p in sorted(consumer.partitions_for_topic(S.LISTEN_TOPIC))]
-    consumer.assign(tps)
-    for tp in tps:
-        consumer.seek(tp, 0)
     found = []
-    for m in consumer:
+    for m in read_topic(bootstrap, S.LISTEN_TOPIC):
         try:
             event_id = orjson.loads(m.value).get("event_id")
         except (orjson.JSONDecodeError, AttributeError, TypeError):
@@ -138,7 +113,6 @@ def where_missing(bootstrap: str, missing: set[str], letters: dict, processed: d
             state = "passed" if processed.get(m.partition, 0) > m.offset else "not reached"
             reason = letters.get((m.partition, m.offset), "no dead letter")
             found.append(f"{event_id}@{m.partition}:{m.offset} {reason}, state {state}")
-    consumer.close()
     return f"{len(missing)} world listens missing from the log: " + "; ".join(found[:8])
 
 

@@ -1,5 +1,5 @@
-"""Stand-ins for hermetic CandidateService tests: a store that only names feature services, and a
-backend that returns every SID a request may produce (its sub-trie, else the catalog), best first."""
+"""Stand-ins for hermetic tests: a store that only names feature services, a backend that returns
+every SID a request may produce (its sub-trie, else the catalog), best first, and a clock moved by hand."""
 
 from __future__ import annotations
 
@@ -32,3 +32,13 @@ class EchoBackend:
         self.seen.extend(requests)
         return [[(s, -float(i)) for i, s in enumerate(self.sids) if r.allowed is None or s in r.allowed]
                 for r in requests]
+
+
+class ManualClock:
+    """A monotonic clock the test moves by hand (``clock.now += 5``)."""
+
+    def __init__(self, now: float = 0.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

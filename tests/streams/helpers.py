@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import redis
+from kafka import KafkaConsumer, TopicPartition
 
 from glide import habits
 from glide.catalog import CatalogDB
 from glide.config import GlideSettings
+from streams import deadletter
 from streams import schemas as S
 from streams.progress import processed_offsets, wait_processed  # noqa: F401  (the tests' waiting)
 
@@ -42,6 +44,32 @@ def register_sids(settings: GlideSettings, episodes: pd.DataFrame, levels: int =
     db.save_sid_assignments(QUANTIZER, sids)
     db.close()
     return sids
+
+
+def read_topic(bootstrap: str, topic: str, timeout_ms: int = 3000) -> list:
+    """Every record of ``topic``, each partition read from offset 0 (no group, no ListOffsets: tansu's
+    latest offset is wrong), until nothing arrives for ``timeout_ms``."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=timeout_ms)
+    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, 0)
+    records = list(consumer)
+    consumer.close()
+    return records
+
+
+def dead_letters(bootstrap: str, source_topic: str) -> dict[tuple[int, int], str]:
+    """(source partition, source offset) -> reason of every dead letter of ``source_topic``; a record
+    dead-lettered twice (a batch repeated after a kill) must carry the same reason both times."""
+    out: dict[tuple[int, int], str] = {}
+    for m in read_topic(bootstrap, S.DEAD_LETTER_TOPIC):
+        h = deadletter.parse_headers(m.headers)
+        if h.get(deadletter.SOURCE_TOPIC) != source_topic:
+            continue
+        pos = (int(h[deadletter.SOURCE_PARTITION]), int(h[deadletter.SOURCE_OFFSET]))
+        assert out.setdefault(pos, h[deadletter.REASON]) == h[deadletter.REASON], f"two reasons for {pos}"
+    return out
 
 
 def worker_env(settings: GlideSettings, **streams_env) -> dict[str, str]:

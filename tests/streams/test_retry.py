@@ -16,6 +16,7 @@ from aiokafka import errors as kafka_errors
 from streams.config import StreamSettings
 from streams.metrics import RETRIES, RETRY_EXHAUSTED
 from streams.retry import Retry, RetryExhausted, is_transient
+from tests.streams.fakes import ManualClock
 
 
 @pytest.mark.parametrize("exc", [
@@ -53,14 +54,6 @@ def test_a_cause_is_looked_at():
         assert is_transient(outer)
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_backoff_grows_with_jitter_up_to_the_cap():
     r = Retry("t", deadline_s=60, initial_s=0.2, max_s=5, rng=random.Random(1))
     for attempt, cap in [(1, 0.2), (2, 0.4), (3, 0.8), (6, 5.0), (20, 5.0)]:
@@ -70,7 +63,7 @@ def test_backoff_grows_with_jitter_up_to_the_cap():
 
 
 def test_retries_until_success_counting_and_logging_once_each(monkeypatch, caplog):
-    clock = Clock()
+    clock = ManualClock()
     monkeypatch.setattr("streams.retry.time.sleep", lambda s: setattr(clock, "now", clock.now + s))
     r = Retry("w-ok", deadline_s=60, initial_s=0.2, max_s=5, clock=clock)
     calls = []
@@ -103,7 +96,7 @@ def test_non_transient_errors_are_raised_at_once():
 
 
 def test_gives_up_after_the_deadline(monkeypatch):
-    clock = Clock()
+    clock = ManualClock()
     slept = []
 
     def sleep(s):
