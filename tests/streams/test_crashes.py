@@ -13,7 +13,6 @@ import uuid
 import pytest
 import redis
 import sqlalchemy
-from kafka import KafkaConsumer, TopicPartition
 
 from glide.config import load_settings
 from glide.world.generator import WorldConfig, generate_world
@@ -24,6 +23,7 @@ from tests.streams.helpers import (
     assert_features_match_oracle,
     events_frame,
     processed_offsets,
+    read_topic,
     register_sids,
     start_worker,
     stop_worker,
@@ -32,14 +32,7 @@ from tests.streams.helpers import (
 
 
 def _dead_letters(bootstrap: str) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=2000)
-    tps = [TopicPartition(S.DEAD_LETTER_TOPIC, p) for p in range(4)]
-    consumer.assign(tps)
-    for tp in tps:
-        consumer.seek(tp, 0)
-    out = list(consumer)
-    consumer.close()
-    return out
+    return read_topic(bootstrap, S.DEAD_LETTER_TOPIC, timeout_ms=2000)
 
 
 def _replay_in_background(world, bootstrap: str, rate: float):

@@ -12,7 +12,7 @@ import urllib.request
 import orjson
 import pandas as pd
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from glide.config import load_settings
 from glide.world.generator import WorldConfig, generate_world
@@ -26,6 +26,7 @@ from tests.streams.helpers import (
     free_port,
     listening_addresses,
     metric,
+    read_topic,
     register_sids,
     start_worker,
     stop_worker,
@@ -71,14 +72,7 @@ class Pipeline:
             return r.read().decode()
 
     def dead_letters(self) -> list:
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, consumer_timeout_ms=2000)
-        tps = [TopicPartition(S.DEAD_LETTER_TOPIC, p) for p in range(self.settings.topic_partitions)]
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, 0)
-        out = list(consumer)
-        consumer.close()
-        return out
+        return read_topic(self.bootstrap, S.DEAD_LETTER_TOPIC, timeout_ms=2000)
 
 
 def listen_event(user_id, episode_id, show_id, ts, event_id, seconds=300) -> dict:
